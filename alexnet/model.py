@@ -1,0 +1,184 @@
+"""AlexNet in two flavours that share one vocabulary of layer names.
+
+`paper` is the 2012 two-tower network (227 input, LRN, grouped conv2/4/5).
+`torchvision` matches `torchvision.models.alexnet` key for key, so the released
+IMAGENET1K_V1 weights load unchanged. Both are the same class, built from a
+`Spec`: experiments change options, never copy the class.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+# The one list of named layers, in forward order. Everything else reads it.
+LAYERS = ("conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5", "fc6", "fc7", "fc8")
+CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
+FC_LAYERS = ("fc6", "fc7", "fc8")
+
+# (out_channels, kernel, stride, padding, grouped) per conv layer at width 1.
+_ARCH = {
+    "paper": dict(
+        input_size=227,
+        convs=((96, 11, 4, 0, False), (256, 5, 1, 2, True), (384, 3, 1, 1, False),
+               (384, 3, 1, 1, True), (256, 3, 1, 1, True)),
+        fc=4096, lrn=True, groups=2,
+    ),
+    "torchvision": dict(
+        input_size=224,
+        convs=((64, 11, 4, 2, False), (192, 5, 1, 2, False), (384, 3, 1, 1, False),
+               (256, 3, 1, 1, False), (256, 3, 1, 1, False)),
+        fc=4096, lrn=False, groups=1,
+    ),
+}
+ARCHS = tuple(_ARCH)
+POOL_OUT = 6  # pool5 is averaged to 6x6 so any input size feeds fc6 (identity at 227/224)
+
+
+def default_input_size(arch: str) -> int:
+    return _ARCH[_check_arch(arch)]["input_size"]
+
+
+def _check_arch(arch: str) -> str:
+    if arch not in _ARCH:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    return arch
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Everything needed to rebuild a model; stored in every checkpoint's sidecar."""
+    arch: str = "paper"
+    num_classes: int = 1000
+    activation: str = "relu"        # relu | tanh  (the paper's 6x-faster-training claim)
+    lrn: bool | None = None         # None = the arch's default (paper: on)
+    pool: tuple[int, int] = (3, 2)  # (kernel, stride): 3/2 overlapping as in the paper, or 2/2
+    dropout: float = 0.5
+    groups: int | None = None       # None = the arch's default (paper: 2)
+    width: float = 1.0              # channel multiplier; 0.5 gives 48-128-192-192-128, fc 2048
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def resolved(self) -> "Spec":
+        a = _ARCH[_check_arch(self.arch)]
+        if self.activation not in ("relu", "tanh"):
+            raise ValueError(f"activation must be 'relu' or 'tanh', not {self.activation!r}")
+        groups = a["groups"] if self.groups is None else int(self.groups)
+        if groups not in (1, 2):
+            raise ValueError(f"groups must be 1 or 2, not {groups}")
+        lrn = a["lrn"] if self.lrn is None else bool(self.lrn)
+        pool = tuple(int(v) for v in self.pool)
+        return Spec(self.arch, int(self.num_classes), self.activation, lrn, pool,
+                    float(self.dropout), groups, float(self.width), dict(self.extra))
+
+    def to_dict(self) -> dict:
+        d = asdict(self.resolved())
+        d["pool"] = list(d["pool"])
+        d.pop("extra")
+        return d
+
+    @property
+    def input_size(self) -> int:
+        return _ARCH[self.arch]["input_size"]
+
+
+class AlexNet(nn.Module):
+    """`features` / `avgpool` / `classifier` as in torchvision, so its weights load by key.
+
+    ReLUs are separate, non-inplace modules: Captum's GuidedBackprop swaps their
+    backward, and hooks see each named layer's own output.
+    """
+
+    def __init__(self, spec: Spec):
+        super().__init__()
+        self.spec = spec = spec.resolved()
+        arch = _ARCH[spec.arch]
+        act = nn.ReLU if spec.activation == "relu" else nn.Tanh
+        feats: list[nn.Module] = []
+        self._taps: dict[str, tuple[str, int]] = {}    # layer name -> (sequential, index) of its output
+        self._params: dict[str, tuple[str, int]] = {}  # layer name -> (sequential, index) of its Conv/Linear
+        in_ch = 3
+        for i, (out, k, s, p, grouped) in enumerate(arch["convs"]):
+            name = CONV_LAYERS[i]
+            out = max(1, round(out * spec.width))
+            g = spec.groups if grouped else 1
+            self._params[name] = ("features", len(feats))
+            feats.append(nn.Conv2d(in_ch, out, k, stride=s, padding=p, groups=g))
+            feats.append(act())
+            self._taps[name] = ("features", len(feats) - 1)
+            if name in ("conv1", "conv2") and spec.lrn:
+                # Paper section 3.3: k=2, n=5, alpha=1e-4, beta=0.75.
+                feats.append(nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0))
+            if name in ("conv1", "conv2", "conv5"):
+                feats.append(nn.MaxPool2d(spec.pool[0], stride=spec.pool[1]))
+                self._taps[{"conv1": "pool1", "conv2": "pool2", "conv5": "pool5"}[name]] = ("features", len(feats) - 1)
+            in_ch = out
+        self.features = nn.Sequential(*feats)
+        self.avgpool = nn.AdaptiveAvgPool2d((POOL_OUT, POOL_OUT))
+        fc = max(1, round(arch["fc"] * spec.width))
+        cls: list[nn.Module] = []
+        for name, (n_in, n_out) in zip(FC_LAYERS, ((in_ch * POOL_OUT * POOL_OUT, fc), (fc, fc), (fc, spec.num_classes))):
+            if name != "fc8":
+                cls.append(nn.Dropout(spec.dropout))
+            self._params[name] = ("classifier", len(cls))
+            cls.append(nn.Linear(n_in, n_out))
+            if name != "fc8":
+                cls.append(act())
+            self._taps[name] = ("classifier", len(cls) - 1)
+        self.classifier = nn.Sequential(*cls)
+        self._tap_index = {seq: {i: n for n, (s, i) in self._taps.items() if s == seq} for seq in ("features", "classifier")}
+
+    def tap(self, name: str) -> nn.Module:
+        """The module whose output is layer `name`'s activation (hook it, or give it to Captum)."""
+        seq, i = self._taps[_check_layer(name)]
+        return getattr(self, seq)[i]
+
+    def param_layer(self, name: str) -> nn.Conv2d | nn.Linear:
+        """The Conv2d/Linear holding layer `name`'s weights (pools have none)."""
+        seq, i = self._params[_check_layer(name)]
+        return getattr(self, seq)[i]
+
+    def param_key(self, name: str) -> str:
+        """State-dict prefix of layer `name`, e.g. 'features.0' for conv1."""
+        seq, i = self._params[_check_layer(name)]
+        return f"{seq}.{i}"
+
+    def forward(self, x: torch.Tensor, return_activations: bool = False):
+        acts: dict[str, torch.Tensor] = {}
+        taps = self._tap_index["features"]
+        for i, m in enumerate(self.features):
+            x = m(x)
+            if i in taps:
+                acts[taps[i]] = x
+        x = self.avgpool(x)
+        x = torch.flatten(x, 1)  # (B, C*6*6) in C,H,W order, as Caffe flattened pool5
+        taps = self._tap_index["classifier"]
+        for i, m in enumerate(self.classifier):
+            x = m(x)
+            if i in taps:
+                acts[taps[i]] = x
+        return (x, acts) if return_activations else x
+
+
+def _check_layer(name: str) -> str:
+    if name not in LAYERS:
+        raise KeyError(f"unknown layer {name!r}; layers are {', '.join(LAYERS)}")
+    return name
+
+
+def build(arch: str = "paper", num_classes: int = 1000, **options) -> AlexNet:
+    """Build an AlexNet. Options: activation, lrn, pool, dropout, groups, width (see `Spec`)."""
+    unknown = set(options) - {"activation", "lrn", "pool", "dropout", "groups", "width"}
+    if unknown:
+        raise TypeError(f"unknown option(s) {sorted(unknown)} for alexnet.model.build")
+    return AlexNet(Spec(arch=_check_arch(arch), num_classes=num_classes, **options))
+
+
+def from_spec(d: dict) -> AlexNet:
+    """Rebuild from `Spec.to_dict()` (a checkpoint sidecar)."""
+    d = dict(d)
+    return build(d.pop("arch"), d.pop("num_classes"), **{k: (tuple(v) if k == "pool" else v) for k, v in d.items()})
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

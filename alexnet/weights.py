@@ -1,0 +1,340 @@
+"""Every weights format a user will bring, read without running anyone's pickled code.
+
+- torchvision IMAGENET1K_V1: torchvision's own weights API and cache, or a local .pth
+  read with `torch.load(weights_only=True)`.
+- Caffe/BVLC arrays into the paper model: the common `bvlc_alexnet.npy` (a dict
+  layer -> [weight, bias], HWIO, BGR input channels) and `.npz` files in OIHW/RGB
+  (the layout of assets/bvlc_alexnet_conv1.npz). Partial files load what they have.
+- Project checkpoints: `<name>.safetensors` + `<name>.json`, both written atomically.
+  The sidecar's content is also embedded in the safetensors header, so weights and
+  their description can never be torn apart by a crash between two renames.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from alexnet.model import CONV_LAYERS, FC_LAYERS, AlexNet, build, from_spec
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Caffe fed BGR 0-255 minus the mean pixel (104, 117, 123); on RGB 0-1 inputs that is:
+CAFFE_MEAN = (123 / 255, 117 / 255, 104 / 255)
+CAFFE_STD = (1 / 255, 1 / 255, 1 / 255)
+FORMAT = "alexnet-explainer/1"
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be used; the message says which layer and why."""
+
+
+def cache_dir() -> Path:
+    """Where checkpoints, features and prepared data live; ALEXNET_CACHE overrides."""
+    d = Path(os.environ.get("ALEXNET_CACHE") or Path.home() / ".cache" / "alexnet-explainer")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def imagenet_classes() -> list[str]:
+    """The 1000 ILSVRC-2012 class names in the order of both torchvision and BVLC outputs."""
+    return (ASSETS / "imagenet_classes.txt").read_text().splitlines()
+
+
+def make_meta(model: AlexNet, classes: list[str] | None = None, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+              source: str = "", **extra) -> dict:
+    """The sidecar: everything needed to rebuild, preprocess and label, plus metrics."""
+    spec = model.spec.to_dict()
+    classes = list(classes) if classes is not None else [f"class {i}" for i in range(spec["num_classes"])]
+    if len(classes) != spec["num_classes"]:
+        raise WeightsError(f"{len(classes)} class names for a model with {spec['num_classes']} outputs")
+    meta = dict(format=FORMAT, spec=spec, arch=spec["arch"], classes=classes, input_size=model.spec.input_size,
+                mean=list(mean), std=list(std), metrics={}, split_seed=None, source=source,
+                created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    meta.update(extra)
+    return meta
+
+
+# ---------------------------------------------------------------- atomic writes
+
+def atomic_write_bytes(path: Path, write) -> None:
+    """Call `write(tmp_path)`, fsync, then rename over `path`: readers see old or new, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, lambda tmp: Path(tmp).write_text(text))
+
+
+# ---------------------------------------------------------------- project checkpoints
+
+def _stem(path) -> Path:
+    path = Path(path)
+    return path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
+
+
+def save_checkpoint(path, model: AlexNet, meta: dict) -> Path:
+    """Write `<path>.safetensors` and `<path>.json` atomically; return the .safetensors path."""
+    stem = _stem(path)
+    weights = stem.with_suffix(".safetensors")
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    header = {"alexnet_explainer": json.dumps(meta)}
+    atomic_write_bytes(weights, lambda tmp: save_file(tensors, tmp, metadata=header))
+    atomic_write_text(stem.with_suffix(".json"), json.dumps(meta, indent=2))
+    return weights
+
+
+def read_meta(path) -> dict:
+    """The checkpoint's metadata: from the safetensors header (written with the weights), else the sidecar."""
+    stem = _stem(path)
+    weights = stem.with_suffix(".safetensors")
+    if not weights.exists():
+        raise WeightsError(f"no checkpoint at {weights}")
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            header = (f.metadata() or {}).get("alexnet_explainer")
+    except Exception as e:  # safetensors raises its own error types for a damaged header
+        raise WeightsError(f"{weights.name} is not a readable safetensors file ({e})") from e
+    if header:
+        return json.loads(header)
+    sidecar = stem.with_suffix(".json")
+    if not sidecar.exists():
+        raise WeightsError(f"{weights.name} has no metadata and no {sidecar.name} sidecar: cannot tell its architecture")
+    return json.loads(sidecar.read_text())
+
+
+def load_checkpoint(path, device: str | torch.device = "cpu") -> tuple[AlexNet, dict]:
+    """Rebuild the model its metadata describes and load its weights (no pickle involved)."""
+    meta = read_meta(path)
+    model = from_spec(meta["spec"])
+    from safetensors.torch import load_file
+    state = load_file(str(_stem(path).with_suffix(".safetensors")), device="cpu")
+    load_state_dict_checked(model, state)
+    return model.to(device).eval(), meta
+
+
+def list_checkpoints(directory=None) -> list[Path]:
+    """Project checkpoints in `directory` (default: the cache's checkpoints/), newest first."""
+    d = Path(directory) if directory else cache_dir() / "checkpoints"
+    if not d.is_dir():
+        return []
+    return sorted(d.glob("*.safetensors"), key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+# ---------------------------------------------------------------- checked loading
+
+def _layer_of(model: AlexNet, key: str) -> str:
+    for name in CONV_LAYERS + FC_LAYERS:
+        if key.startswith(model.param_key(name) + "."):
+            return name
+    return key
+
+
+def load_state_dict_checked(model: AlexNet, state: dict, strict: bool = True) -> list[str]:
+    """load_state_dict with messages that name the layer and both shapes; returns the keys loaded."""
+    own = model.state_dict()
+    for k, v in state.items():
+        if k in own and tuple(own[k].shape) != tuple(v.shape):
+            raise WeightsError(
+                f"layer {_layer_of(model, k)} ({k}): the file has shape {tuple(v.shape)}, "
+                f"this {model.spec.arch} model needs {tuple(own[k].shape)}")
+    unexpected = sorted(set(state) - set(own))
+    missing = sorted(set(own) - set(state))
+    if strict and (unexpected or missing):
+        raise WeightsError(
+            f"the file does not fit the {model.spec.arch} architecture: "
+            + (f"missing {', '.join(missing[:6])}" if missing else "")
+            + ("; " if missing and unexpected else "")
+            + (f"unexpected {', '.join(unexpected[:6])}" if unexpected else ""))
+    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+    return sorted(set(state) & set(own))
+
+
+def safe_torch_load(path) -> dict:
+    """Read a .pth without executing code: tensors and containers only."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise WeightsError(f"refused {Path(path).name}: it contains pickled code or objects that are not plain "
+                           f"tensors, and loading it could run that code") from e
+    except (RuntimeError, EOFError, OSError) as e:
+        raise WeightsError(f"{Path(path).name} is not a readable PyTorch file ({e})") from e
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{Path(path).name} holds no state dict of tensors")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+# ---------------------------------------------------------------- torchvision ImageNet weights
+
+def _tv_weights():
+    from torchvision.models import AlexNet_Weights
+    return AlexNet_Weights.IMAGENET1K_V1
+
+
+def imagenet_weights_path() -> Path:
+    """Where torchvision's hub cache keeps the IMAGENET1K_V1 file (may not exist yet)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(_tv_weights().url).name
+
+
+def load_torchvision_imagenet(path=None, progress: bool = True) -> tuple[AlexNet, dict]:
+    """torchvision's ImageNet AlexNet: from a local .pth, else its cache, else a download (233 MB)."""
+    w = _tv_weights()
+    model = build("torchvision", num_classes=1000)
+    if path is not None:
+        state = safe_torch_load(path)
+    else:
+        state = w.get_state_dict(progress=progress, check_hash=True)
+    load_state_dict_checked(model, state)
+    meta = make_meta(model, w.meta["categories"], IMAGENET_MEAN, IMAGENET_STD,
+                     source=str(path) if path else "torchvision IMAGENET1K_V1",
+                     metrics={"imagenet_top1": w.meta["_metrics"]["ImageNet-1K"]["acc@1"],
+                              "imagenet_top5": w.meta["_metrics"]["ImageNet-1K"]["acc@5"]})
+    return model.eval(), meta
+
+
+# ---------------------------------------------------------------- Caffe / BVLC arrays
+
+_NUMPY_PICKLE_OK = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+}
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """Unpickles dicts/lists of numpy arrays and refuses every other callable."""
+
+    def find_class(self, module, name):
+        if (module, name) in _NUMPY_PICKLE_OK:
+            return super().find_class(module, name)
+        raise WeightsError(f"refused: the file asks to call {module}.{name}; only numpy arrays are accepted")
+
+
+def read_npy_dict(path) -> dict:
+    """A `bvlc_alexnet.npy`-style object array (a pickled dict) without trusting its pickle."""
+    with open(path, "rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+        except ValueError as e:
+            raise WeightsError(f"{Path(path).name} is not a .npy file") from e
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        _, _, dtype = read_header(f)
+        if not dtype.hasobject:
+            raise WeightsError(f"{Path(path).name} holds one plain array, not a dict of layers")
+        try:
+            obj = _ArraysOnlyUnpickler(f, encoding="latin1").load()
+        except WeightsError:
+            raise
+        except Exception as e:
+            raise WeightsError(f"{Path(path).name} could not be read as a dict of arrays ({e})") from e
+    if isinstance(obj, np.ndarray) and obj.dtype == object and obj.shape == ():
+        obj = obj.item()
+    if not isinstance(obj, dict):
+        raise WeightsError(f"{Path(path).name} holds a {type(obj).__name__}, not a dict layer -> [weight, bias]")
+    return obj
+
+
+def _caffe_arrays(path) -> tuple[dict, str]:
+    """layer -> (weight, bias or None) and the layout ('hwio_bgr' or 'oihw_rgb')."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            keys = set(z.files)
+            if keys >= {"weight"}:   # a single layer file, as assets/bvlc_alexnet_conv1.npz
+                return {"conv1": (z["weight"], z["bias"] if "bias" in keys else None)}, "oihw_rgb"
+            layers = {}
+            for k in keys:
+                for sep in (".", "_", "/"):
+                    if sep in k:
+                        layer, part = k.split(sep, 1)
+                        if part in ("weight", "bias", "W", "b", "weights", "biases"):
+                            w, b = layers.get(layer, (None, None))
+                            if part in ("weight", "W", "weights"):
+                                w = z[k]
+                            else:
+                                b = z[k]
+                            layers[layer] = (w, b)
+                        break
+            return layers, "oihw_rgb"
+    if path.suffix == ".npy":
+        d = read_npy_dict(path)
+        return {k: (np.asarray(v[0]), np.asarray(v[1]) if len(v) > 1 else None) for k, v in d.items()}, "hwio_bgr"
+    raise WeightsError(f"{path.name}: Caffe arrays must be .npy (bvlc_alexnet.npy layout) or .npz")
+
+
+def load_caffe(path, model: AlexNet | None = None) -> tuple[AlexNet, dict]:
+    """BVLC/Caffe arrays into the paper model; returns (model, report with loaded/missing layers)."""
+    model = model if model is not None else build("paper", num_classes=1000)
+    layers, layout = _caffe_arrays(path)
+    unknown = sorted(set(layers) - set(CONV_LAYERS + FC_LAYERS))
+    if unknown:
+        raise WeightsError(f"{Path(path).name}: unknown layer(s) {', '.join(unknown)}; expected conv1..conv5, fc6..fc8")
+    state = {}
+    for name, (w, b) in layers.items():
+        w = np.asarray(w, dtype=np.float32)
+        if layout == "hwio_bgr":
+            if w.ndim == 4:
+                w = w.transpose(3, 2, 0, 1)   # (H, W, I, O) -> (O, I, H, W)
+            elif w.ndim == 2:
+                w = w.T                       # (in, out) -> (out, in)
+        if name == "conv1" and layout == "hwio_bgr":
+            w = w[:, ::-1]                    # BGR input channels -> RGB
+        key = model.param_key(name)
+        state[f"{key}.weight"] = torch.from_numpy(np.ascontiguousarray(w))
+        if b is not None:
+            state[f"{key}.bias"] = torch.from_numpy(np.asarray(b, dtype=np.float32).reshape(-1))
+    loaded = load_state_dict_checked(model, state, strict=False)
+    done = sorted({_layer_of(model, k) for k in loaded}, key=(CONV_LAYERS + FC_LAYERS).index)
+    missing = [n for n in CONV_LAYERS + FC_LAYERS if n not in done]
+    report = dict(loaded=done, missing=missing, layout=layout, partial=bool(missing))
+    return model.eval(), report
+
+
+def caffe_meta(model: AlexNet, path) -> dict:
+    return make_meta(model, imagenet_classes() if model.spec.num_classes == 1000 else None,
+                     CAFFE_MEAN, CAFFE_STD, source=f"BVLC/Caffe arrays {Path(path).name}")
+
+
+# ---------------------------------------------------------------- one door for the app and CLIs
+
+def load(source: str | os.PathLike, progress: bool = True) -> tuple[nn.Module, dict]:
+    """'imagenet', a .safetensors checkpoint, a torchvision .pth, or Caffe .npy/.npz -> (model, meta)."""
+    if str(source) == "imagenet":
+        return load_torchvision_imagenet(progress=progress)
+    path = Path(source)
+    if not path.exists():
+        raise WeightsError(f"no weights file at {path}")
+    if path.suffix in (".safetensors", ".json"):
+        return load_checkpoint(path)
+    if path.suffix in (".pth", ".pt"):
+        return load_torchvision_imagenet(path)
+    if path.suffix in (".npy", ".npz"):
+        model, report = load_caffe(path)
+        meta = caffe_meta(model, path)
+        meta["load_report"] = report
+        return model, meta
+    raise WeightsError(f"{path.name}: unknown weights format; use .safetensors, .pth, .npy or .npz")

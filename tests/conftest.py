@@ -1,0 +1,47 @@
+"""Shared fixtures: the optional real data in ../shared, and small synthetic image folders."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SHARED = Path(os.environ.get("ALEXNET_SHARED", ROOT.parent / "shared"))
+FLOWERS = SHARED / "data" / "flower_photos_256"
+BVLC_CONV1 = ROOT / "assets" / "bvlc_alexnet_conv1.npz"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """No test reads or writes the user's real cache."""
+    monkeypatch.setenv("ALEXNET_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture
+def flowers_dir() -> Path:
+    if not FLOWERS.is_dir():
+        pytest.skip(f"real flower photos not found at {FLOWERS}")
+    return FLOWERS
+
+
+def make_image_folder(root: Path, classes=("a", "b", "c"), per_class=6, size=64, seed=0) -> Path:
+    """An ImageFolder tree whose classes differ in colour, so a tiny model can learn them."""
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    palette = np.array([[220, 40, 40], [40, 200, 60], [50, 60, 230], [230, 220, 40], [200, 60, 220]])
+    for ci, c in enumerate(classes):
+        d = root / c
+        d.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            img = rng.integers(0, 60, (size, size, 3)) + palette[ci % len(palette)] * 0.75
+            Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(d / f"{c}_{i}.jpg", quality=90)
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    return make_image_folder(tmp_path / "images")

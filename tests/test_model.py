@@ -1,0 +1,61 @@
+import pytest
+import torch
+import torchvision
+
+from alexnet.model import LAYERS, build, count_parameters, from_spec
+
+
+def test_paper_parameter_count_is_the_papers():
+    assert count_parameters(build("paper", 1000)) == 60_965_224
+
+
+def test_torchvision_arch_matches_torchvision_state_dict():
+    ours = build("torchvision", 1000).state_dict()
+    theirs = torchvision.models.alexnet(weights=None).state_dict()
+    assert list(ours) == list(theirs)
+    assert all(ours[k].shape == theirs[k].shape for k in ours)
+
+
+@pytest.mark.parametrize("arch,size,shapes", [
+    ("paper", 227, {"conv1": (96, 55, 55), "pool1": (96, 27, 27), "conv2": (256, 27, 27), "pool2": (256, 13, 13),
+                    "conv3": (384, 13, 13), "conv4": (384, 13, 13), "conv5": (256, 13, 13), "pool5": (256, 6, 6),
+                    "fc6": (4096,), "fc7": (4096,), "fc8": (10,)}),
+    ("torchvision", 224, {"conv1": (64, 55, 55), "pool1": (64, 27, 27), "conv2": (192, 27, 27), "pool5": (256, 6, 6),
+                          "fc7": (4096,), "fc8": (10,)}),
+])
+def test_one_forward_returns_every_named_activation(arch, size, shapes):
+    model = build(arch, 10).eval()
+    with torch.no_grad():
+        logits, acts = model(torch.randn(2, 3, size, size), return_activations=True)
+    assert list(acts) == list(LAYERS)
+    for name, shape in shapes.items():
+        assert tuple(acts[name].shape[1:]) == shape, name
+    assert torch.equal(acts["fc8"], logits)
+
+
+def test_options_change_the_architecture_not_the_names():
+    m = build("paper", 5, activation="tanh", lrn=False, pool=(2, 2), dropout=0.0, groups=1, width=0.5)
+    assert isinstance(m.tap("conv1"), torch.nn.Tanh)
+    assert not any(isinstance(x, torch.nn.LocalResponseNorm) for x in m.modules())
+    assert m.param_layer("conv2").groups == 1
+    assert m.param_layer("conv1").out_channels == 48 and m.param_layer("fc6").out_features == 2048
+    assert m.tap("pool1").kernel_size == 2
+    _, acts = m(torch.randn(1, 3, 227, 227), return_activations=True)
+    assert list(acts) == list(LAYERS)
+    # rebuilding from the stored spec gives identical keys and shapes
+    again = from_spec(m.spec.to_dict())
+    assert {k: v.shape for k, v in again.state_dict().items()} == {k: v.shape for k, v in m.state_dict().items()}
+
+
+def test_paper_groups_are_where_the_paper_puts_them():
+    m = build("paper")
+    assert [m.param_layer(n).groups for n in ("conv1", "conv2", "conv3", "conv4", "conv5")] == [1, 2, 1, 2, 2]
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build("vgg")
+    with pytest.raises(TypeError, match="unknown option"):
+        build("paper", colour=True)
+    with pytest.raises(KeyError, match="unknown layer"):
+        build("paper").tap("conv9")
