@@ -1,0 +1,76 @@
+"""Small drawing helpers shared by every view: heatmap overlays, bar charts, figure -> image.
+
+matplotlib runs headless (Agg) and figures are built with the object API, never pyplot's
+global state, so concurrent requests in the app cannot draw into each other's axes.
+"""
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np  # noqa: E402
+from matplotlib import colormaps  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from PIL import Image  # noqa: E402
+
+
+def new_figure(width: float = 6.0, height: float = 4.0, dpi: int = 100) -> Figure:
+    """A figure not registered with pyplot: garbage-collected, thread-safe to draw."""
+    return Figure(figsize=(width, height), dpi=dpi, layout="constrained")
+
+
+def figure_to_image(fig: Figure) -> Image.Image:
+    """Render a figure to an RGB PIL image."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    buf.seek(0)
+    return Image.open(buf).convert("RGB")
+
+
+def normalize_map(m: np.ndarray) -> np.ndarray:
+    """Scale any heatmap to 0-1 (a constant map becomes all zeros, not NaN)."""
+    m = np.nan_to_num(np.asarray(m, dtype=np.float64))
+    lo, hi = m.min(), m.max()
+    return np.zeros_like(m) if hi - lo < 1e-12 else (m - lo) / (hi - lo)
+
+
+def colorize(m: np.ndarray, cmap: str = "jet") -> np.ndarray:
+    """(H, W) map -> (H, W, 3) uint8 through a matplotlib colour map."""
+    return (colormaps[cmap](normalize_map(m))[..., :3] * 255).astype(np.uint8)
+
+
+def overlay(image: np.ndarray | Image.Image, heatmap: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> Image.Image:
+    """Blend a heatmap (any size) over an (H, W, 3) image; the map is resized to the image."""
+    img = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image, dtype=np.uint8)
+    h, w = img.shape[:2]
+    hm = normalize_map(heatmap)
+    if hm.shape != (h, w):
+        hm = np.asarray(Image.fromarray((hm * 255).astype(np.uint8)).resize((w, h), Image.BILINEAR)) / 255.0
+    col = colorize(hm, cmap).astype(np.float64)
+    out = (1 - alpha) * img.astype(np.float64) + alpha * col
+    return Image.fromarray(out.clip(0, 255).astype(np.uint8))
+
+
+def barh(labels: list[str], values, title: str = "", xlabel: str = "", width: float = 6.0, height: float | None = None) -> Figure:
+    """Horizontal bars, first label on top (top-5 classes, fc activations, per-class accuracy)."""
+    fig = new_figure(width, height or 0.45 * len(labels) + 1.0)
+    ax = fig.add_subplot()
+    y = np.arange(len(labels))[::-1]
+    ax.barh(y, values, color="#3b6fb6")
+    ax.set_yticks(y, labels)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    return fig
+
+
+def image_grid(tiles: np.ndarray, cols: int, pad: int = 1, pad_value: int = 255) -> np.ndarray:
+    """(N, h, w, 3) uint8 tiles -> one (rows*(h+pad), cols*(w+pad), 3) mosaic."""
+    n, h, w = tiles.shape[:3]
+    rows = (n + cols - 1) // cols
+    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), pad_value, dtype=np.uint8)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = tiles[i]
+    return out
