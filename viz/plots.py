@@ -74,3 +74,42 @@ def image_grid(tiles: np.ndarray, cols: int, pad: int = 1, pad_value: int = 255)
         r, c = divmod(i, cols)
         out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = tiles[i]
     return out
+
+
+def training_curves(points: list[dict], epochs: list[dict] | None = None) -> Image.Image:
+    """Live curves: per-report training loss/accuracy over steps, and per-epoch validation accuracy."""
+    fig = new_figure(8.0, 3.2)
+    ax_l, ax_a = fig.subplots(1, 2)
+    if points:
+        steps = [p["step"] for p in points]
+        ax_l.plot(steps, [p["loss"] for p in points], color="#c0392b", label="train loss")
+        ax_a.plot(steps, [p["acc"] for p in points], color="#2980b9", label="train accuracy")
+    if epochs:
+        ax_a.plot([e["step"] for e in epochs], [e["val_acc"] for e in epochs], "o-", color="#27ae60",
+                  label="val accuracy")
+    ax_l.set_xlabel("step")
+    ax_l.set_title("loss")
+    ax_a.set_xlabel("step")
+    ax_a.set_ylim(0, 1)
+    ax_a.set_title("accuracy")
+    for ax in (ax_l, ax_a):
+        if ax.lines:
+            ax.legend(loc="best", fontsize=8)
+    return figure_to_image(fig)
+
+
+def confusion(matrix, classes: list[str], title: str = "confusion matrix (rows: true, columns: predicted)") -> Image.Image:
+    """Counts in each cell; the diagonal is what the model got right."""
+    m = np.asarray(matrix)
+    n = len(classes)
+    fig = new_figure(1.0 + 0.7 * n + 1.5, 1.0 + 0.6 * n + 1.0)
+    ax = fig.add_subplot()
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(n), classes, rotation=45, ha="right")
+    ax.set_yticks(range(n), classes)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(int(m[i, j])), ha="center", va="center",
+                    color="white" if m[i, j] > m.max() / 2 else "black", fontsize=9)
+    ax.set_title(title, fontsize=10)
+    return figure_to_image(fig)
