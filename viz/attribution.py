@@ -1,0 +1,256 @@
+"""Which pixels made the network say what it said: attribution maps, thin over Captum.
+
+Two entry points:
+
+- `explain(model, image, target, method)` - one Captum method per call, chosen by name from
+  `METHODS` (a dict from name to a small function, Captum's one-call-shape idea).
+- `panel(model, x)` - the explain tab in ONE forward and ONE backward: top-5, every layer's
+  activation, saliency and Grad-CAM all come from the same pass (architecture flow 1).
+  Captum's methods run their own passes; give `explain` the panel's `target` so it does not
+  spend one more forward finding the top-1 class.
+
+Every heatmap is an (H, W) float32 numpy array at the input's size and is >= 0, because the
+overlays show "how much", not "which way":
+- gradient methods (saliency, smoothgrad, guided_backprop, integrated_gradients): absolute
+  value, then the maximum over the three colour channels (Simonyan et al. 2014);
+- Grad-CAM: ReLU of the weighted conv5 map, as in Selvaraju et al. 2017 - only evidence *for*
+  the class - then bilinear upsampling to the input;
+- occlusion: ReLU of the score drop, i.e. only regions whose removal hurts the class.
+
+An untrained (random-weight) model explains nothing: its maps are noise that still looks like
+edges. `explain` and `panel` take `trained=False` to put `UNTRAINED_NOTICE` in the result's
+`notice` field for the UI to show; `trained=None` (default) leaves it to the caller.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from captum.attr import GuidedBackprop, IntegratedGradients, LayerGradCam, NoiseTunnel, Occlusion, Saliency
+from PIL import Image
+from torch import nn
+
+from alexnet.images import display_image, preprocess
+from alexnet.weights import IMAGENET_MEAN, IMAGENET_STD
+from viz.plots import overlay
+
+CAM_LAYER = "conv5"  # the last conv layer: the finest map that still "knows" the class
+UNTRAINED_NOTICE = ("These weights are untrained (random): the map shows the architecture's response to "
+                    "edges and colour, not evidence the network learned. Load a checkpoint to read it.")
+
+
+# ---------------------------------------------------------------- reductions to (H, W) >= 0
+
+def _abs_max(attr: torch.Tensor) -> torch.Tensor:
+    """(1, C, H, W) signed attribution -> (H, W): |a| max over channels (Simonyan et al.)."""
+    return attr.detach().abs().amax(dim=1)[0]  # (H, W)
+
+
+def _relu_cam(cam: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(1, 1, h, w) Grad-CAM -> (H, W): ReLU (evidence for the class only), bilinear to the input."""
+    cam = F.relu(cam.detach())
+    return F.interpolate(cam, size=size, mode="bilinear", align_corners=False)[0, 0]  # (H, W)
+
+
+# ---------------------------------------------------------------- one small function per method
+# Each takes (model, x (1, 3, H, W), target int, **options) and returns an (H, W) tensor >= 0.
+
+def _saliency(model, x, target):
+    """Plain input gradient: cheapest, noisiest; the baseline every other method is judged against."""
+    return _abs_max(Saliency(model).attribute(x, target=target, abs=True))
+
+
+def _integrated_gradients(model, x, target, steps: int = 32, internal_batch_size: int | None = None):
+    """IG from the all-zero (= dataset-mean colour) baseline; all `steps` go through the net as
+    batches of `internal_batch_size` (default: every step in one batch), never one at a time."""
+    attr = IntegratedGradients(model).attribute(
+        x, baselines=torch.zeros_like(x), target=target, n_steps=steps,
+        internal_batch_size=internal_batch_size or steps)
+    return _abs_max(attr)
+
+
+def _smoothgrad(model, x, target, samples: int = 16, noise: float = 0.15, batch_size: int | None = None):
+    """Saliency averaged over noisy copies (Smilkov et al. 2017); `noise` is the std as a fraction
+    of the input's value range (the paper's 10-20 %). Samples run as one batch by default."""
+    stdev = noise * float(x.max() - x.min())
+    attr = NoiseTunnel(Saliency(model)).attribute(
+        x, nt_type="smoothgrad", nt_samples=samples, nt_samples_batch_size=batch_size or samples,
+        stdevs=stdev, target=target, abs=True)
+    return _abs_max(attr)
+
+
+def _guided_backprop(model, x, target):
+    """Gradient with negative signals stopped at every ReLU; needs separate, non-inplace nn.ReLU
+    modules (Captum swaps their backward). Known to pass the randomisation sanity check badly."""
+    bad = [n for n, m in model.named_modules() if isinstance(m, nn.ReLU) and m.inplace]
+    if bad:
+        raise ValueError(f"guided_backprop needs non-inplace ReLUs; in-place at: {', '.join(bad)}")
+    return _abs_max(GuidedBackprop(model).attribute(x, target=target))
+
+
+def _gradcam(model, x, target, layer: str = CAM_LAYER):
+    """Grad-CAM on `layer` (conv5 by default), ReLU'd and upsampled to the input."""
+    cam = LayerGradCam(model, model.tap(layer)).attribute(x, target=target)  # (1, 1, h, w)
+    return _relu_cam(cam, tuple(x.shape[-2:]))
+
+
+def _occlusion(model, x, target, window: int | None = None, stride: int | None = None, batch_size: int = 32):
+    """Score drop when a grey (zero = mean colour) square hides each region; `batch_size`
+    occluded copies per forward. Default window ~1/6 of the side, stride half the window."""
+    window = window or max(1, x.shape[-1] // 6)
+    stride = stride or max(1, window // 2)
+    attr = Occlusion(model).attribute(
+        x, sliding_window_shapes=(x.shape[1], window, window), strides=(x.shape[1], stride, stride),
+        baselines=0.0, target=target, perturbations_per_eval=batch_size)
+    return F.relu(attr.detach()).mean(dim=1)[0]  # (H, W); equal across channels by construction
+
+
+METHODS = {
+    "saliency": _saliency,
+    "integrated_gradients": _integrated_gradients,
+    "smoothgrad": _smoothgrad,
+    "guided_backprop": _guided_backprop,
+    "gradcam": _gradcam,
+    "occlusion": _occlusion,
+}
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
+    return method
+
+
+def attribute_map(model: nn.Module, x: torch.Tensor, target: int, method: str = "saliency", **options) -> np.ndarray:
+    """The bare map: (1, 3, H, W) normalised input -> (H, W) float32 >= 0. No overlay, no timing."""
+    fn = METHODS[check_method(method)]
+    try:
+        m = fn(model, x.detach(), int(target), **options)
+    except TypeError as e:
+        if "unexpected keyword" in str(e):
+            raise TypeError(f"{method}: {e} (see viz.attribution.{fn.__name__} for its options)") from e
+        raise
+    return m.float().cpu().numpy()
+
+
+# ---------------------------------------------------------------- inputs
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _norm_meta(model: nn.Module, meta: dict | None) -> tuple[int, tuple, tuple]:
+    """input_size, mean, std from a checkpoint sidecar; the model's spec size and ImageNet stats otherwise."""
+    meta = meta or {}
+    size = int(meta.get("input_size") or model.spec.input_size)
+    return size, tuple(meta.get("mean") or IMAGENET_MEAN), tuple(meta.get("std") or IMAGENET_STD)
+
+
+def as_batch(model: nn.Module, image, meta: dict | None = None) -> torch.Tensor:
+    """A PIL image (or anything `alexnet.images.open_image` takes) or a normalised tensor
+    (3, H, W) / (1, 3, H, W) -> the (1, 3, H, W) float batch on the model's device."""
+    if isinstance(image, torch.Tensor):
+        x = image.unsqueeze(0) if image.dim() == 3 else image  # (1, 3, H, W)
+        if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
+            raise ValueError(f"expected a normalised (3, H, W) or (1, 3, H, W) tensor, got {tuple(image.shape)}")
+    else:
+        size, mean, std = _norm_meta(model, meta)
+        x = preprocess(image, size, mean, std)  # (1, 3, S, S)
+    return x.detach().float().to(_device(model))
+
+
+def predicted_class(model: nn.Module, x: torch.Tensor) -> int:
+    """Top-1 class: one inference forward. Pass `target=` (e.g. a Panel's) to skip it."""
+    with torch.inference_mode():
+        return int(model(x).argmax(dim=1)[0])
+
+
+def overlay_image(x: torch.Tensor, heatmap: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD, alpha: float = 0.5) -> Image.Image:
+    """The normalised input, un-normalised, with `heatmap` blended on top."""
+    return overlay(display_image(x, mean, std), heatmap, alpha=alpha)
+
+
+# ---------------------------------------------------------------- explain: one method, one call
+
+@dataclass
+class Explanation:
+    """One method's answer. Unpacks as `heatmap, overlay = explain(...)`."""
+    heatmap: np.ndarray          # (H, W) float32 >= 0 at the input's size
+    overlay: Image.Image         # heatmap over the un-normalised input
+    target: int
+    method: str
+    seconds: float
+    notice: str | None = None    # UNTRAINED_NOTICE when the caller said trained=False
+
+    def __iter__(self):
+        return iter((self.heatmap, self.overlay))
+
+
+def explain(model: nn.Module, image, target: int | None = None, method: str = "saliency", *,
+            meta: dict | None = None, trained: bool | None = None, **options) -> Explanation:
+    """Explain `target` (default: the predicted class) for one image with one method.
+
+    `image` is a PIL image (preprocessed with `meta` = {input_size, mean, std}, defaulting to the
+    model's spec size and ImageNet statistics) or an already-normalised tensor. `options` go to
+    the method (e.g. steps=, samples=, window=, stride=). Puts the model in eval mode.
+    """
+    check_method(method)
+    t0 = time.perf_counter()
+    model.eval()
+    x = as_batch(model, image, meta)
+    if target is None:
+        target = predicted_class(model, x)
+    heat = attribute_map(model, x, target, method, **options)
+    _, mean, std = _norm_meta(model, meta)
+    return Explanation(heat, overlay_image(x, heat, mean, std), int(target), method,
+                       time.perf_counter() - t0, UNTRAINED_NOTICE if trained is False else None)
+
+
+# ---------------------------------------------------------------- panel: one forward, one backward
+
+@dataclass
+class Panel:
+    """Everything the explain tab shows, from one forward and one backward pass."""
+    logits: torch.Tensor                 # (K,) detached
+    probs: torch.Tensor                  # (K,) softmax of logits
+    top5: tuple[list[int], list[float]]  # (class indices, probabilities), best first; fewer if K < 5
+    acts: dict[str, torch.Tensor]        # layer -> detached activation (1, C, h, w) or (1, F), on the model's device
+    saliency: np.ndarray                 # (H, W) float32 >= 0: |d logit / d x| max over channels
+    gradcam: np.ndarray                  # (H, W) float32 >= 0: ReLU(sum_c mean(grad_c) * conv5_c), upsampled
+    target: int                          # the class both maps explain
+    seconds: float
+    notice: str | None = field(default=None)
+
+
+def panel(model: nn.Module, x, target: int | None = None, *, meta: dict | None = None,
+          trained: bool | None = None) -> Panel:
+    """The explain tab in one forward (recording every layer) and one backward of the target logit.
+
+    The backward is `torch.autograd.grad` w.r.t. the input and conv5's activation together: the
+    same thing `retain_grad` on conv5 would give, without computing weight gradients nobody
+    reads or leaving `.grad` on the caller's parameters. The results equal Captum's Saliency
+    (abs) and LayerGradCam (ReLU, bilinear upsampling) - tests/test_attribution.py checks that.
+    """
+    t0 = time.perf_counter()
+    model.eval()  # dropout off: a map must not change between two clicks
+    x = as_batch(model, x, meta).requires_grad_(True)  # (1, 3, H, W)
+    logits, acts = model(x, return_activations=True)   # (1, K), {layer: activation}
+    conv5 = acts[CAM_LAYER]                            # (1, C, h, w)
+    probs = logits.detach().softmax(dim=1)[0]          # (K,)
+    if target is None:
+        target = int(probs.argmax())
+    g_x, g_c = torch.autograd.grad(logits[0, target], (x, conv5))
+    saliency = _abs_max(g_x)                                       # (H, W)
+    weights = g_c.mean(dim=(2, 3), keepdim=True)                   # (1, C, 1, 1): spatially averaged gradients
+    cam = (weights * conv5.detach()).sum(dim=1, keepdim=True)      # (1, 1, h, w)
+    gradcam = _relu_cam(cam, tuple(x.shape[-2:]))                  # (H, W)
+    p, i = probs.topk(min(5, probs.numel()))
+    return Panel(
+        logits=logits.detach()[0], probs=probs, top5=(i.tolist(), p.tolist()),
+        acts={k: v.detach() for k, v in acts.items()},
+        saliency=saliency.float().cpu().numpy(), gradcam=gradcam.float().cpu().numpy(),
+        target=int(target), seconds=time.perf_counter() - t0,
+        notice=UNTRAINED_NOTICE if trained is False else None)
