@@ -24,6 +24,11 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
+# What Pillow says when a PNG's text chunks exceed its limits (MAX_TEXT_CHUNK, MAX_TEXT_MEMORY).
+_METADATA_LIMITS = ("MAX_TEXT_CHUNK", "Too much memory used in text chunks")
+_ROWS = 256                           # rows per block when scaling 16-bit / 32-bit / float images
+
+
 class ImageError(ValueError):
     """An upload that cannot be used; the message is meant for the person who sent it."""
 
@@ -53,6 +58,7 @@ def _open(source) -> tuple[Image.Image, str]:
         raise ImageError(f"{name} is {len(data) / 2**20:.1f} MB; the limit is {MAX_BYTES // 2**20} MB")
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)      # "Corrupt EXIF data": the pixels may still be fine
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -60,16 +66,41 @@ def _open(source) -> tuple[Image.Image, str]:
     except UnidentifiedImageError as e:
         raise ImageError(f"{name} is not an image this app can read (allowed: {', '.join(FORMATS)})") from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:  # header present but broken
+        if any(s in str(e) for s in _METADATA_LIMITS):           # e.g. a PNG zTXt chunk that inflates to 64 MB
+            raise ImageError(f"{name} carries more text metadata than this app reads safely; "
+                             f"save it again without metadata") from e
         raise ImageError(f"{name} is damaged or truncated and cannot be read ({e})") from e
     return img, name
+
+
+def _scale_to_uint8(a: np.ndarray) -> np.ndarray:
+    """(H, W) int or float -> uint8: 0-255 kept, up to 65535 scaled, NaN to 0, the rest clipped.
+
+    Works in blocks of rows in float32, so a 6300x6300 16-bit PNG (a few KB on disk) costs
+    about its own size plus the 8-bit result, not a gigabyte of float64 temporaries.
+    """
+    top = 0.0
+    for r in range(0, a.shape[0], _ROWS):
+        blk = a[r:r + _ROWS]
+        if blk.dtype.kind == "f":
+            blk = blk[np.isfinite(blk)]
+        if blk.size:
+            top = max(top, float(blk.max()))
+    scale = np.float32(255.0 / (65535.0 if top > 255 else 255.0))
+    out = np.empty(a.shape, np.uint8)
+    for r in range(0, a.shape[0], _ROWS):
+        blk = a[r:r + _ROWS].astype(np.float32)
+        np.nan_to_num(blk, copy=False, nan=0.0, posinf=np.float32(65535.0), neginf=0.0)
+        blk *= scale
+        np.clip(blk, 0, 255, out=blk)
+        out[r:r + _ROWS] = blk
+    return out
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
     """Every mode to 8-bit RGB; transparency is composited on white, 16-bit is scaled, not clipped."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        a = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if a.max(initial=0) > 255 else 255.0
-        img = Image.fromarray(np.clip(a / top * 255.0, 0, 255).astype(np.uint8), "L")
+        img = Image.fromarray(_scale_to_uint8(np.asarray(img)), "L")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -93,9 +124,14 @@ def open_image(source) -> Image.Image:
             img.seek(0)            # animations: the first frame
         img.load()
     except (OSError, SyntaxError, ValueError, EOFError) as e:
+        if any(s in str(e) for s in _METADATA_LIMITS):           # text chunks after the pixels are read here
+            raise ImageError(f"{name} carries more text metadata than this app reads safely; "
+                             f"save it again without metadata") from e
         raise ImageError(f"{name} is damaged or truncated and cannot be decoded ({e})") from e
     try:
-        img = ImageOps.exif_transpose(img)
+        with warnings.catch_warnings():        # Pillow warns "Corrupt EXIF data" on every such upload
+            warnings.simplefilter("ignore")
+            img = ImageOps.exif_transpose(img)
     except Exception:  # corrupt EXIF must not cost the picture; orientation is a nicety
         pass
     return _to_rgb(img)

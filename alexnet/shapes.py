@@ -125,6 +125,7 @@ def to_markdown(rows: list[dict]) -> str:
     neurons = sum(r["neurons"] for r in rows if not r["layer"].startswith("pool"))
     lines.append("")
     lines.append(f"Neurons (conv + fc outputs): {neurons:,}; MACs per image: {macs:,}")
+    lines.append("")
     lines.append(f"Total parameters: {total:,}")
     return "\n".join(lines)
 

@@ -16,6 +16,7 @@ import json
 import os
 import pickle
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -90,25 +91,42 @@ def atomic_write_text(path: Path, text: str) -> None:
 # ---------------------------------------------------------------- project checkpoints
 
 def _stem(path) -> Path:
+    """'runs/flowers-acc0.93(.safetensors)' -> 'runs/flowers-acc0.93': dots inside a name are kept."""
     path = Path(path)
     return path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
+
+
+def _with(stem: Path, ext: str) -> Path:
+    return stem.with_name(stem.name + ext)   # not with_suffix: it would cut 'acc0.93' to 'acc0'
+
+
+def _sweep_orphans(directory: Path, max_age_s: float = 3600.0) -> None:
+    """Remove temp files of saves that were killed (older than an hour, so never a save in progress)."""
+    import time
+    for t in directory.glob(".*.tmp"):
+        try:
+            if time.time() - t.stat().st_mtime > max_age_s:
+                t.unlink()
+        except OSError:
+            pass
 
 
 def save_checkpoint(path, model: AlexNet, meta: dict) -> Path:
     """Write `<path>.safetensors` and `<path>.json` atomically; return the .safetensors path."""
     stem = _stem(path)
-    weights = stem.with_suffix(".safetensors")
+    weights = _with(stem, ".safetensors")
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     header = {"alexnet_explainer": json.dumps(meta)}
     atomic_write_bytes(weights, lambda tmp: save_file(tensors, tmp, metadata=header))
-    atomic_write_text(stem.with_suffix(".json"), json.dumps(meta, indent=2))
+    atomic_write_text(_with(stem, ".json"), json.dumps(meta, indent=2))
+    _sweep_orphans(weights.parent)
     return weights
 
 
 def read_meta(path) -> dict:
     """The checkpoint's metadata: from the safetensors header (written with the weights), else the sidecar."""
     stem = _stem(path)
-    weights = stem.with_suffix(".safetensors")
+    weights = _with(stem, ".safetensors")
     if not weights.exists():
         raise WeightsError(f"no checkpoint at {weights}")
     try:
@@ -118,7 +136,7 @@ def read_meta(path) -> dict:
         raise WeightsError(f"{weights.name} is not a readable safetensors file ({e})") from e
     if header:
         return json.loads(header)
-    sidecar = stem.with_suffix(".json")
+    sidecar = _with(stem, ".json")
     if not sidecar.exists():
         raise WeightsError(f"{weights.name} has no metadata and no {sidecar.name} sidecar: cannot tell its architecture")
     return json.loads(sidecar.read_text())
@@ -129,7 +147,7 @@ def load_checkpoint(path, device: str | torch.device = "cpu") -> tuple[AlexNet, 
     meta = read_meta(path)
     model = from_spec(meta["spec"])
     from safetensors.torch import load_file
-    state = load_file(str(_stem(path).with_suffix(".safetensors")), device="cpu")
+    state = load_file(str(_with(_stem(path), ".safetensors")), device="cpu")
     load_state_dict_checked(model, state)
     return model.to(device).eval(), meta
 
@@ -174,7 +192,9 @@ def load_state_dict_checked(model: AlexNet, state: dict, strict: bool = True) ->
 def safe_torch_load(path) -> dict:
     """Read a .pth without executing code: tensors and containers only."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():   # torch warns about pickle protocols before refusing; the refusal says it all
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise WeightsError(f"refused {Path(path).name}: it contains pickled code or objects that are not plain "
                            f"tensors, and loading it could run that code") from e
