@@ -45,3 +45,30 @@ def make_image_folder(root: Path, classes=("a", "b", "c"), per_class=6, size=64,
 @pytest.fixture
 def image_folder(tmp_path) -> Path:
     return make_image_folder(tmp_path / "images")
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory):
+    """One real server for the session: untrained paper model, a small synthetic flower-like folder."""
+    from app_server import start_server, stop_server
+    work = tmp_path_factory.mktemp("server")
+    data = make_image_folder(work / "data", classes=("daisy", "roses", "tulips"), per_class=8, size=96)
+    url, proc, log = start_server(work, data)
+    yield dict(url=url, proc=proc, log=log, data=data, work=work)
+    stop_server(proc)
+
+
+@pytest.fixture
+def sample_jpeg(tmp_path) -> Path:
+    """A real photo if the flowers are here, else a synthetic one."""
+    if FLOWERS.is_dir():
+        return sorted((FLOWERS / "daisy").glob("*.jpg"))[0]
+    from PIL import Image
+    p = tmp_path / "sample.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(p)
+    return p
+
+
+def chromium_path() -> str | None:
+    import shutil
+    return shutil.which("chromium") or shutil.which("chromium-browser")

@@ -1,0 +1,82 @@
+"""Embeddings: the flower set in fc7 space (UMAP), your photo as a star, and its nearest neighbours."""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import gradio as gr
+import torch
+
+from alexnet.data import decode_folder, find_data_dir
+from app.ui import Page, friendly
+from viz.embedding import MapCache, feature_key, fc7_features, model_hash, neighbour_gallery, neighbours, place, scatter
+
+
+class Embedder:
+    """The dataset (decoded once) and the fc7 features per model, bounded; owned by the page."""
+
+    def __init__(self, data: str | None):
+        self.data = data
+        self.maps = MapCache(maxsize=2)
+        self._decoded = None
+        self._features: OrderedDict[str, object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def dataset(self, progress):
+        with self._lock:
+            if self._decoded is None:
+                root = find_data_dir(self.data)
+                self._decoded = decode_folder(root, progress=lambda d, t: progress(0.4 * d / max(t, 1),
+                                                                                   desc=f"decoding images {d}/{t}"))
+            return self._decoded
+
+    def features(self, loaded, progress):
+        d = self.dataset(progress)
+        m = loaded.meta
+        key = feature_key(model_hash(loaded.model), d.key or str(len(d.paths)), m["mean"], m["std"], m["input_size"])
+        with self._lock, loaded.lock:
+            if key not in self._features:
+                self._features[key] = fc7_features(
+                    loaded.model, d.images, m["mean"], m["std"], m["input_size"], cache_key=key,
+                    progress=lambda done, t: progress(0.4 + 0.4 * done / max(t, 1), desc=f"fc7 features {done}/{t}"))
+                while len(self._features) > 2:
+                    self._features.popitem(last=False)
+            return key, self._features[key], d
+
+
+def build(page: Page) -> None:
+    emb = Embedder(page.data)
+    gr.Markdown("Every flower photo goes through the network once; its 4096 fc7 activations are squeezed to 2-D "
+                "with UMAP. Photos the network finds similar land close together. The paper's Figure 4 makes the "
+                "same point with nearest neighbours: they share a class even when their pixels differ.")
+    with gr.Row():
+        go = gr.Button("Build the map (first time: decodes the dataset and runs the network on it)", variant="primary")
+        k = gr.Slider(1, 12, value=6, step=1, label="Neighbours")
+    status = gr.Markdown(elem_id="embed-status")
+    plot = gr.Image(label="fc7 space (UMAP)", type="pil", interactive=False, elem_id="umap")
+    gallery = gr.Gallery(label="Nearest neighbours of your photo in fc7 space (cosine)", columns=6, height="auto")
+
+    @friendly
+    def run(path, key, k_n, progress=gr.Progress()):
+        loaded = page.registry.get(key, progress)
+        fkey, feats, d = emb.features(loaded, progress)
+        progress(0.85, desc="fitting UMAP")
+        m = emb.maps.get_or_fit(feats, d.labels.numpy(), d.classes, key=fkey)
+        star, items = None, []
+        text = f"{len(d.paths):,} images, {len(d.classes)} classes ({', '.join(d.classes)})"
+        if d.skipped:
+            text += f"; {len(d.skipped)} unreadable files skipped"
+        if path:
+            _, acts, _, _ = page.registry.forward(loaded, path)
+            q = acts["fc7"][0].numpy()
+            star = place(m, q)
+            near = neighbours(feats, q, k=int(k_n))
+            items = neighbour_gallery(d.images, [i for i, _ in near], d.labels.numpy(), d.classes)
+            items = [(img, f"{cap} · cos {s:.2f}") for (img, cap), (_, s) in zip(items, near)]
+        else:
+            text += ". Upload a photo in the first tab to place it on the map."
+        if loaded.notice:
+            text += "\n\n" + loaded.notice
+        return text, scatter(m, star, title=f"fc7 of {len(d.paths):,} images"), items
+
+    go.click(run, [page.image, page.model_key, k], [status, plot, gallery], api_name=False)

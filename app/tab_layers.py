@@ -1,0 +1,85 @@
+"""Layers: the shape table with its formulas, and a step-by-step walk of the current image through it."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from alexnet.model import LAYERS
+from alexnet.shapes import conv1_note, layer_table, to_markdown
+from app.ui import Page, friendly, need_image
+from viz.activations import fc_bars, layer_maps
+from viz.lesson import layer_text, lesson_pack
+
+VIEWS = {"paper @ 227": ("paper", 227), "torchvision @ 224": ("torchvision", 224), "paper @ 224 (the paper's typo)": ("paper", 224)}
+
+
+def table_markdown(view: str) -> str:
+    arch, size = VIEWS[view]
+    return conv1_note(arch, size) + "\n\n" + to_markdown(layer_table(arch, size))
+
+
+def _picture(acts, layer, img):
+    if layer.startswith("fc"):
+        return fc_bars(acts, layer)
+    return layer_maps(acts, layer, image=img)["image"]
+
+
+def build(page: Page) -> None:
+    gr.Markdown("Each row applies `floor((W - F + 2P) / S) + 1` to the side W: kernel F, stride S, padding P. "
+                "Step through the forward pass with **Next** to see your image at every layer.")
+    view = gr.Radio(list(VIEWS), value="paper @ 227", label="Architecture and input size")
+    table = gr.Markdown(table_markdown("paper @ 227"), elem_id="shape-table")
+    view.change(table_markdown, view, table, api_name=False)
+    step = gr.State(-1)   # the first Next shows conv1
+    with gr.Row():
+        prev = gr.Button("◀ Previous")
+        nxt = gr.Button("Next ▶", variant="primary")
+        export = gr.Button("Export lesson pack (.zip)")
+    info = gr.Markdown("Press **Next** to start at conv1.", elem_id="walk-info")
+    picture = gr.Image(label="Activations at this layer", type="pil", interactive=False)
+    pack = gr.File(label="Lesson pack", interactive=False)
+
+    @friendly
+    def show(i, image_path, key):
+        need_image(image_path)
+        loaded = page.registry.get(key)
+        _, acts, x, _ = page.registry.forward(loaded, image_path)
+        img = loaded.seen(x)
+        i = i % len(LAYERS)
+        row = layer_table(loaded.meta["arch"], loaded.meta["input_size"], **_opts(loaded))[i]
+        text = f"**Step {i + 1} of {len(LAYERS)}**\n\n" + layer_text(row)
+        if loaded.notice:
+            text += "\n\n" + loaded.notice
+        return i, text, _picture(acts, LAYERS[i], img)
+
+    def go(delta):
+        @friendly
+        def move(i, image_path, key):
+            return show((i or 0) + delta, image_path, key)
+        return move
+
+    prev.click(go(-1), [step, page.image, page.model_key], [step, info, picture], api_name=False)
+    nxt.click(go(+1), [step, page.image, page.model_key], [step, info, picture], api_name=False)
+
+    @friendly
+    def do_export(image_path, key):
+        need_image(image_path)
+        loaded = page.registry.get(key)
+        _, acts, x, _ = page.registry.forward(loaded, image_path)
+        img = loaded.seen(x)
+        arch, size = loaded.meta["arch"], loaded.meta["input_size"]
+        rows = layer_table(arch, size, **_opts(loaded))
+        pics = {layer: _picture(acts, layer, img) for layer in LAYERS}
+        out = Path(tempfile.mkdtemp(dir=page.tmp)) / f"alexnet-{arch}-{size}-lesson.zip"   # one folder per export
+        return str(lesson_pack(rows, arch, size, pics, out, img))
+
+    export.click(do_export, [page.image, page.model_key], pack, api_name=False)
+
+
+def _opts(loaded) -> dict:
+    """The model's own options, so the table matches it (e.g. width 0.5 or 2/2 pooling)."""
+    spec = dict(loaded.meta["spec"])
+    return {k: (tuple(v) if k == "pool" else v) for k, v in spec.items()
+            if k in ("activation", "lrn", "pool", "dropout", "groups", "width", "num_classes")}

@@ -1,0 +1,220 @@
+"""Retrain: fine-tune or train from scratch on an image folder, with live curves and a cancel button.
+
+One run at a time for the whole server, in a background thread: the Start handler only
+polls it, so explanations keep working while it trains and other visitors see its state.
+"""
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from pathlib import Path
+
+import gradio as gr
+import torch
+
+from alexnet.data import decode_folder, find_data_dir
+from alexnet.evaluate import evaluate
+from alexnet.train import TrainConfig, train
+from app.state import UNTRAINED
+from app.ui import Page, friendly
+from viz.attribution import overlay_image, panel
+from viz.embedding import neighbour_gallery
+from viz.filters import compare
+from viz.plots import confusion, training_curves
+
+
+class Trainer:
+    """The server's single training slot: start, watch, cancel."""
+
+    def __init__(self, registry):
+        self.registry = registry
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.cancel = threading.Event()
+        self.points: list[dict] = []     # step-level reports
+        self.epochs: list[dict] = []     # end-of-epoch reports
+        self.last: dict = {}
+        self.result = None
+        self.error: str | None = None
+        self.config: TrainConfig | None = None
+        self.before = None               # the model before training, for the before/after views
+        self.started = 0.0
+        self.finished = 0.0
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, cfg: TrainConfig, before=None) -> None:
+        with self._lock:
+            if self.running:
+                raise gr.Error(f"A training run is already in progress ({self.status_line()}). "
+                               "Wait for it to finish or cancel it first.")
+            self.cancel = threading.Event()
+            self.points, self.epochs, self.last = [], [], {}
+            self.result, self.error, self.config, self.before = None, None, cfg, before
+            self.started, self.finished = time.time(), 0.0
+            self._thread = threading.Thread(target=self._run, args=(cfg,), daemon=True, name="alexnet-train")
+            self._thread.start()
+
+    def _progress(self, p: dict) -> None:
+        self.last = dict(p)
+        if p.get("phase") == "train" and p.get("loss") is not None:
+            self.points.append(dict(step=p["step"], loss=p["loss"], acc=p.get("acc") or 0.0))
+        if p.get("phase") == "val" and p.get("val_acc") is not None:
+            self.epochs.append(dict(step=p["step"], val_acc=p["val_acc"], epoch=p.get("epoch")))
+
+    def _run(self, cfg: TrainConfig) -> None:
+        try:
+            self.result = train(cfg, progress=self._progress, cancel=self.cancel)
+        except Exception as e:  # the visitor sees a sentence; the server log keeps the traceback
+            import logging
+            logging.getLogger("alexnet-explainer").exception("training failed")
+            self.error = str(e) or type(e).__name__
+        finally:
+            self.finished = time.time()
+
+    def status_line(self) -> str:
+        p = self.last
+        if not p:
+            return "starting" if self.running else "idle"
+        phase = p.get("phase", "")
+        if phase in ("decode", "features"):
+            return f"{phase}: {p.get('step', 0)}/{p.get('steps', '?')} images"
+        eta = p.get("eta_s")
+        parts = [f"epoch {p.get('epoch', '?')}/{p.get('epochs', '?')}", f"step {p.get('step', 0)}/{p.get('steps', '?')}"]
+        if p.get("loss") is not None:
+            parts.append(f"loss {p['loss']:.3f}")
+        if p.get("val_acc") is not None:
+            parts.append(f"val acc {p['val_acc']:.1%}")
+        if p.get("img_per_s"):
+            parts.append(f"{p['img_per_s']:.0f} img/s")
+        if eta is not None:
+            parts.append(f"ETA {eta:.0f} s")
+        return ", ".join(parts)
+
+
+def _summary(tr: Trainer) -> str:
+    if tr.running:
+        return f"**Training:** {tr.status_line()}"
+    if tr.error:
+        return f"**Training stopped with an error:** {tr.error}. The previous checkpoint is unchanged."
+    if tr.result is not None:
+        r = tr.result
+        if r.cancelled:
+            return "**Cancelled.** Nothing was written; the previous checkpoint is unchanged."
+        best = max((h.get("val_acc", 0.0) for h in r.history), default=float("nan"))
+        text = (f"**Done** in {(tr.finished or time.time()) - tr.started:.0f} s: best val accuracy {best:.1%}. "
+                f"Checkpoint: `{Path(r.best_checkpoint or r.checkpoint).name}` (press 'Refresh model list' to pick it).")
+        skipped = r.meta.get("skipped") or []
+        if skipped:
+            names = ", ".join(Path(p[0] if isinstance(p, (list, tuple)) else p).name for p in skipped[:5])
+            text += f"\n\n{len(skipped)} unreadable file(s) were skipped: {names}{'...' if len(skipped) > 5 else ''}"
+        return text
+    return "No training run yet."
+
+
+def build(page: Page) -> None:
+    tr: Trainer = page.trainer
+    reg = page.registry
+    gr.Markdown("**Fine-tune** keeps the chosen model's convolutional layers and trains a new classifier head on "
+                "your folder (fast on a CPU: conv features are computed once). **From scratch** trains the paper "
+                "model with the paper's recipe (SGD, momentum 0.9, weight decay 5e-4), which needs a GPU to get far.")
+    with gr.Row():
+        data = gr.Textbox(label="Dataset folder (one subfolder per class)", value=page.data or "",
+                          placeholder="empty: $ALEXNET_DATA, ../shared/data/flower_photos_256, or download the flowers")
+        mode = gr.Radio([("Fine-tune the selected model", "finetune"), ("From scratch (paper model)", "scratch")],
+                        value="finetune", label="Mode")
+    with gr.Row():
+        epochs = gr.Number(value=3, precision=0, minimum=1, maximum=500, label="Epochs")
+        lr = gr.Number(value=0.01, minimum=1e-6, maximum=1.0, label="Learning rate")
+        batch = gr.Number(value=64, precision=0, minimum=1, maximum=1024, label="Batch size")
+        limit = gr.Number(value=0, precision=0, minimum=0, label="Use at most N images (0 = all)")
+    with gr.Row():
+        start = gr.Button("Start training", variant="primary")
+        cancel = gr.Button("Cancel", variant="stop")
+        watch = gr.Button("Show the current run")
+    status = gr.Markdown(_summary(tr), elem_id="train-status")
+    curves = gr.Image(label="Loss and accuracy", type="pil", interactive=False, elem_id="curves")
+    with gr.Row():
+        cm = gr.Image(label="Confusion matrix (validation split)", type="pil", interactive=False)
+        wrong = gr.Gallery(label="Misclassified validation images", columns=4, height="auto")
+    with gr.Row():
+        filters = gr.Image(label="conv1 before / after", type="pil", interactive=False)
+        cams = gr.Gallery(label="Grad-CAM on your photo: before / after", columns=2, height="auto")
+
+    def poll():
+        """Yield live state until the run ends (also used by visitors who did not start it)."""
+        while tr.running:
+            yield _summary(tr), training_curves(tr.points, tr.epochs), None, None, None, None
+            time.sleep(1.0)
+        yield _summary(tr), training_curves(tr.points, tr.epochs), None, None, None, None
+
+    @friendly
+    def run(folder, mode_v, epochs_v, lr_v, batch_v, limit_v, key, image_path):
+        root = find_data_dir(folder.strip() or page.data or None)   # refuses missing or non-directory paths
+        if mode_v == "finetune" and key == UNTRAINED:
+            raise gr.Error("The selected model is untrained: fine-tuning it keeps random conv filters. "
+                           "Choose 'From scratch', or select ImageNet weights or a checkpoint first.")
+        cfg = TrainConfig(data=str(root), mode=mode_v, weights=None if mode_v == "scratch" else reg.resolve(key),
+                          epochs=int(epochs_v), lr=float(lr_v), batch_size=int(batch_v),
+                          limit=int(limit_v) or None, device=reg.device.type)
+        before = None
+        if mode_v == "finetune":
+            src = reg.get(key)
+            with src.lock:   # a deep copy would also copy hooks an explanation has attached right now
+                before = (copy.deepcopy(src.model).cpu(), src.meta)
+        tr.start(cfg, before)
+        last = None
+        for last in poll():
+            yield last
+        yield results(image_path)
+
+    def results(image_path):
+        """After the run: confusion matrix, misclassified examples, conv1 and Grad-CAM before/after."""
+        base = (_summary(tr), training_curves(tr.points, tr.epochs))
+        r = tr.result
+        if r is None or r.cancelled or not (r.best_checkpoint or r.checkpoint):
+            return base + (None, None, None, None)
+        ckpt = reg.key_for(r.best_checkpoint or r.checkpoint)
+        reg.forget(ckpt)
+        after = reg.get(ckpt)
+        decoded = decode_folder(tr.config.data)
+        split = after.meta.get("split") or {}
+        idx = split.get("val")
+        idx = torch.as_tensor(idx) if idx is not None else torch.arange(len(decoded.labels))
+        ev = evaluate(after.model, after.meta, decoded.images[idx], decoded.labels[idx])
+        preds = ev.get("predictions")
+        gallery = []
+        if preds is not None:
+            preds = torch.as_tensor(preds)
+            bad = (preds != decoded.labels[idx]).nonzero().flatten()[:8]
+            items = neighbour_gallery(decoded.images[idx], bad.tolist())
+            gallery = [(img, f"true {decoded.classes[int(decoded.labels[idx][b])]}, "
+                             f"predicted {after.meta['classes'][int(preds[b])]}") for (img, _), b in zip(items, bad)]
+        before_model, before_meta = tr.before or (None, None)
+        conv = compare(before_model, after.model)["image"] if before_model is not None else \
+            compare(after.model, after.model)["image"]
+        cam_items = []
+        if image_path:
+            x, _ = after.prepare(image_path)
+            for name, model, m in (("before", before_model, before_meta), ("after", after.model, after.meta)):
+                if model is None:
+                    continue
+                with after.lock:
+                    p = panel(model.to(x.device), x)
+                cam_items.append((overlay_image(x, p.gradcam, m["mean"], m["std"]), f"{name}: {m['classes'][p.target]}"))
+        return base + (confusion(ev["confusion"], after.meta["classes"]), gallery, conv, cam_items)
+
+    def do_cancel():
+        if not tr.running:
+            return "No training run is in progress. " + _summary(tr)
+        tr.cancel.set()
+        return "Cancelling: the run stops within one step and writes nothing."
+
+    outs = [status, curves, cm, wrong, filters, cams]
+    start.click(run, [data, mode, epochs, lr, batch, limit, page.model_key, page.image], outs,
+                api_name=False, concurrency_limit=None)
+    cancel.click(do_cancel, None, status, api_name=False, concurrency_limit=None)
+    watch.click(poll, None, outs, api_name=False, concurrency_limit=None)

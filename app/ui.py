@@ -1,0 +1,81 @@
+"""What every tab shares: the page context and the one place user errors become messages."""
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from alexnet.images import ImageError
+from alexnet.weights import WeightsError
+
+log = logging.getLogger("alexnet-explainer")
+USER_ERRORS = (ImageError, WeightsError, ValueError, FileNotFoundError, NotADirectoryError)
+
+
+@dataclass
+class Page:
+    """Components and services the tabs read: built once in main.build_app."""
+    registry: object          # app.state.Registry
+    trainer: object           # app.tab_retrain.Trainer
+    model_key: gr.Dropdown    # the visitor's chosen model
+    image: gr.State           # path of the visitor's current upload (shared by all tabs)
+    data: str | None          # --data flag
+    tmp: Path                 # this server's scratch folder for exports; removed at exit
+
+
+def friendly(fn):
+    """Turn what the visitor did wrong into a gr.Error with its sentence; log the rest, show no traceback."""
+    def translate(e: Exception):
+        if isinstance(e, gr.Error):
+            return e
+        if isinstance(e, USER_ERRORS):
+            return gr.Error(str(e))
+        log.exception("unexpected error in %s", fn.__name__)
+        return gr.Error("Something went wrong on the server (it is logged there). Please try another image or setting.")
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen(*a, **k):
+            try:
+                yield from fn(*a, **k)
+            except Exception as e:
+                raise translate(e) from None
+        return gen
+
+    @functools.wraps(fn)
+    def wrapper(*a, **k):
+        try:
+            return fn(*a, **k)
+        except Exception as e:
+            raise translate(e) from None
+    return wrapper
+
+
+def need_image(path):
+    if not path:
+        raise gr.Error("Upload an image first (Classify & Explain tab), or pick one of the examples.")
+    return path
+
+
+class UploadImage(gr.Image):
+    """gr.Image that hands us the uploaded file's path without opening it.
+
+    Gradio's own preprocessing opens every upload with PIL first, so a broken file
+    would fail there with a generic error; our `alexnet.images.open_image` validates
+    it instead and says what is wrong.
+    """
+    is_template = True   # the browser still draws the standard Image component
+
+    def preprocess(self, payload):
+        if payload is None:
+            return None
+        if getattr(payload, "path", None):
+            return str(payload.path)
+        try:
+            return super().preprocess(payload)
+        except Exception as e:
+            raise gr.Error(f"That upload could not be read as an image ({type(e).__name__}).") from None

@@ -1,0 +1,241 @@
+"""How does the app hold up under many visitors? Prints one JSON line.
+
+    python benchmarks/load.py [--users 20] [--seconds 60] [--methods saliency,gradcam]
+                              [--url http://127.0.0.1:PORT/] [--image PATH] [--concurrency 2]
+
+N simulated visitors (threads, one gradio_client.Client each) call the `/explain` endpoint
+back to back with a random method from --methods, for --seconds. Without --url the script
+starts the app itself on a free 127.0.0.1 port (tests/app_server.start_server: untrained
+paper model, its own empty cache) and stops it at the end. Only loopback addresses are
+accepted: this is a load test for your own machine, never for someone else's server.
+
+Reported: completed requests, errors (by kind), throughput (successful requests per
+second over the measured window), latency p50 / p95 / max in ms (overall and per method),
+and the server's resident memory: VmRSS polled every 0.2 s and VmHWM (the kernel's
+high-water mark) at the end. A warm-up request (model load) runs before the clock starts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+MAX_USERS = 64            # the app's queue holds 64 events; more users would only measure refusals
+
+
+def percentile(xs: list[float], q: float) -> float | None:
+    if not xs:
+        return None
+    s = sorted(xs)
+    k = (len(s) - 1) * q / 100
+    lo = int(k)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def summary(ms: list[float]) -> dict:
+    r = lambda v: None if v is None else round(v, 1)   # noqa: E731
+    return dict(n=len(ms), p50=r(percentile(ms, 50)), p95=r(percentile(ms, 95)), max=r(max(ms) if ms else None))
+
+
+def proc_status_kb(pid: int, field: str) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def pid_listening_on(port: int) -> int | None:
+    """Best effort: the pid whose socket listens on `port` (readable only for our own processes)."""
+    inodes = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{f[9]}]")
+    if not inodes:
+        return None
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            for fd in (d / "fd").iterdir():
+                if os.readlink(fd) in inodes:
+                    return int(d.name)
+        except OSError:
+            continue
+    return None
+
+
+class RssPoller(threading.Thread):
+    def __init__(self, pid: int | None, every: float = 0.2):
+        super().__init__(daemon=True, name="rss-poller")
+        self.pid, self.every, self.peak_kb = pid, every, 0
+        self.stop = threading.Event()
+
+    def run(self):
+        while self.pid and not self.stop.is_set():
+            kb = proc_status_kb(self.pid, "VmRSS")
+            if kb is None:
+                return
+            self.peak_kb = max(self.peak_kb, kb)
+            self.stop.wait(self.every)
+
+
+def make_image(workdir: Path) -> Path:
+    """A real flower photo when ../shared has them, else a smooth synthetic 320x240 JPEG."""
+    shared = Path(os.environ.get("ALEXNET_SHARED", ROOT.parent / "shared")) / "data" / "flower_photos_256"
+    found = sorted(shared.glob("*/*.jpg"))[:1] if shared.is_dir() else []
+    if found:
+        return found[0]
+    import numpy as np
+    from PIL import Image
+    small = Image.fromarray(np.random.default_rng(0).integers(0, 255, (6, 8, 3), dtype=np.uint8))
+    p = workdir / "load-test.jpg"
+    small.resize((320, 240), Image.BICUBIC).save(p, quality=90)
+    return p
+
+
+def user(i: int, url: str, image: str, methods: list[str], start: float, end: float, results: list,
+         lock: threading.Lock, request_timeout: float) -> None:
+    from gradio_client import Client, handle_file
+    rng = random.Random(i)
+    try:
+        client = Client(url, verbose=False)
+    except Exception as e:  # noqa: BLE001 - a visitor who cannot connect is an error to count, not a crash
+        with lock:
+            results.append(("connect", None, False, f"{type(e).__name__}"))
+        return
+    while time.time() < start:            # everybody starts together
+        time.sleep(0.01)
+    n = 0
+    while time.time() < end and n < 100_000:
+        n += 1
+        method = rng.choice(methods)
+        t0 = time.perf_counter()
+        ok, kind = True, ""
+        try:
+            job = client.submit(handle_file(image), method, api_name="/explain")
+            job.result(timeout=request_timeout)
+        except Exception as e:  # noqa: BLE001
+            ok, kind = False, f"{type(e).__name__}: {str(e)[:80]}"
+        ms = (time.perf_counter() - t0) * 1e3
+        with lock:
+            results.append((method, ms, ok, kind))
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--users", type=int, default=20, help=f"concurrent visitors (default 20, at most {MAX_USERS})")
+    ap.add_argument("--seconds", type=float, default=60.0, help="how long to keep the load on (default 60)")
+    ap.add_argument("--methods", default="saliency,gradcam", help="attribution methods to mix (default saliency,gradcam)")
+    ap.add_argument("--url", default=None, help="an app already running on this machine (default: start one)")
+    ap.add_argument("--image", default=None, help="the photo every visitor sends (default: a flower or a synthetic one)")
+    ap.add_argument("--concurrency", type=int, default=None, help="--concurrency for the app this script starts")
+    ap.add_argument("--request-timeout", type=float, default=120.0, help="seconds before one request counts as failed")
+    args = ap.parse_args(argv)
+    if not 1 <= args.users <= MAX_USERS:
+        ap.error(f"--users must be 1..{MAX_USERS}")
+    if not 1 <= args.seconds <= 3600:
+        ap.error("--seconds must be 1..3600")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+
+    tmp = tempfile.TemporaryDirectory(prefix="alexnet-load-")
+    work = Path(tmp.name)
+    proc = None
+    try:
+        if args.url:
+            u = urlparse(args.url)
+            if u.hostname not in LOOPBACK:
+                ap.error(f"--url must be on this machine ({', '.join(sorted(LOOPBACK))}), not {u.hostname}")
+            url = args.url if args.url.endswith("/") else args.url + "/"
+            pid = pid_listening_on(u.port or 80)
+            server = "given"
+        else:
+            from app_server import start_server
+            extra = ("--concurrency", str(args.concurrency)) if args.concurrency else ()
+            t0 = time.perf_counter()
+            url, proc, log = start_server(work, None, args=extra, timeout=180)
+            pid, server = proc.pid, f"started in {time.perf_counter() - t0:.1f} s"
+        image = str(Path(args.image).resolve()) if args.image else str(make_image(work))
+
+        from gradio_client import Client, handle_file
+        t0 = time.perf_counter()
+        Client(url, verbose=False).predict(handle_file(image), methods[0], api_name="/explain")   # loads the model
+        warmup_s = time.perf_counter() - t0
+        rss_start = proc_status_kb(pid, "VmRSS") if pid else None
+
+        poller = RssPoller(pid)
+        poller.start()
+        results: list = []
+        lock = threading.Lock()
+        start = time.time() + 1.0 + 0.05 * args.users          # time for every Client to fetch the config
+        end = start + args.seconds
+        threads = [threading.Thread(target=user, args=(i, url, image, methods, start, end, results, lock,
+                                                       args.request_timeout), daemon=True)
+                   for i in range(args.users)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=max(0.0, end - time.time()) + args.request_timeout + 10)
+        window = max(time.time(), end) - start
+        poller.stop.set()
+        poller.join(timeout=2)
+        hwm = proc_status_kb(pid, "VmHWM") if pid else None
+        alive = proc.poll() is None if proc is not None else None
+
+        tmp_files = None
+        if proc is not None:    # what the server left in its Gradio cache (uploads and returned images)
+            files = [f for f in (work / "gradio").rglob("*") if f.is_file()]
+            tmp_files = dict(files=len(files), mb=round(sum(f.stat().st_size for f in files) / 2**20, 1))
+        ok_ms = [ms for _, ms, ok, _ in results if ok]
+        errors = Counter(kind for _, _, ok, kind in results if not ok)
+        mb = lambda kb: None if not kb else round(kb / 1024, 1)   # noqa: E731
+        out = dict(
+            benchmark="load", users=args.users, seconds=args.seconds, methods=methods, server=server,
+            requests=len(results), ok=len(ok_ms), errors=sum(errors.values()), error_kinds=dict(errors.most_common(5)),
+            throughput_rps=round(len(ok_ms) / window, 2) if window > 0 else None, window_s=round(window, 1),
+            latency_ms=summary(ok_ms),
+            by_method={m: summary([ms for meth, ms, ok, _ in results if ok and meth == m]) for m in methods},
+            warmup_s=round(warmup_s, 1), unfinished_users=sum(t.is_alive() for t in threads),
+            server_rss_mb=dict(before=mb(rss_start), peak_polled=mb(poller.peak_kb), vmhwm=mb(hwm)),
+            server_alive=alive, server_gradio_cache=tmp_files, cpus=os.cpu_count(), python=platform.python_version(),
+        )
+        print(json.dumps(out), flush=True)
+        if errors and proc is not None:     # the server's own account of the first failure, for whoever reads stderr
+            text = log.read_text(errors="replace")
+            i = text.find("Traceback")
+            if i >= 0:
+                print(text[i:i + 4000], file=sys.stderr)
+        return out
+    finally:
+        if proc is not None:
+            from app_server import stop_server
+            stop_server(proc)
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Start the real app (`python app/main.py`) on a free 127.0.0.1 port, for API and browser tests."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(workdir: Path, data: Path | None = None, args=(), timeout: float = 90.0):
+    """Launch the app in a subprocess with its own cache; return (url, process, log path)."""
+    port = free_port()
+    env = dict(os.environ, ALEXNET_CACHE=str(workdir / "cache"), TORCH_HOME=str(workdir / "torch"),
+               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", GRADIO_TEMP_DIR=str(workdir / "gradio"))
+    cmd = [sys.executable, str(ROOT / "app" / "main.py"), "--port", str(port), "--device", "cpu", *args]
+    if data is not None:
+        cmd += ["--data", str(data)]
+    log = workdir / "server.log"
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the app exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return url, proc, log
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError(f"the app did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def stop_server(proc) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()

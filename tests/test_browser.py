@@ -1,0 +1,211 @@
+"""A visitor's walk through every tab, in headless Chromium (Playwright) against the real server.
+
+One page for the whole module, like one visitor: the photo uploaded in the first tab is the one
+the Filters, Layers and Embeddings tabs use. Tests run in file order and build on each other.
+Assertions are on visible text and on pictures that are not blank (pixel spread of the element's
+screenshot). A screenshot of each tab is kept in a pytest temporary folder.
+"""
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import FLOWERS, chromium_path
+
+pw = pytest.importorskip("playwright.sync_api", reason="Python playwright is not installed")
+if chromium_path() is None:
+    pytest.skip("no Chromium found on PATH (chromium or chromium-browser); browser tests need one",
+                allow_module_level=True)
+
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+QUICK = 60_000      # ms: an action on a busy 2-core machine
+SLOW = 120_000      # ms: dataset decode + fc7 + UMAP, or a training run
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory) -> Path:
+    if FLOWERS.is_dir():
+        found = sorted((FLOWERS / "daisy").glob("*.jpg"))
+        if found:
+            return found[0]
+    from PIL import Image
+    p = tmp_path_factory.mktemp("photo") / "photo.jpg"
+    yy, xx = np.mgrid[0:180, 0:240]
+    rgb = np.stack([xx, yy, (xx + yy) // 2], -1) % 256
+    Image.fromarray(rgb.astype(np.uint8)).save(p)
+    return p
+
+
+@pytest.fixture(scope="module")
+def page(app_server):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+        ctx = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+        pg = ctx.new_page()
+        pg.set_default_timeout(QUICK)
+        # not "networkidle": the page keeps a connection open, and web fonts cannot load offline
+        pg.goto(app_server["url"], wait_until="domcontentloaded")
+        pg.locator("#upload").wait_for(state="visible")
+        yield pg
+        ctx.close()
+        browser.close()
+
+
+def picture_spread(locator) -> float:
+    """Standard deviation of the element's rendered pixels: ~0 for an empty or one-colour box."""
+    from PIL import Image
+    locator.scroll_into_view_if_needed()
+    im = Image.open(io.BytesIO(locator.screenshot())).convert("L")
+    assert im.width > 32 and im.height > 32, im.size
+    return float(np.asarray(im, dtype=np.float32).std())
+
+
+def assert_picture(locator, what: str) -> None:
+    expect(locator).to_be_visible()
+    expect(locator).to_have_attribute("src", re.compile(r"\S"))
+    # wait for the browser to decode it, then look at the pixels
+    locator.page.wait_for_function("el => el.complete && el.naturalWidth > 0", arg=locator.element_handle())
+    assert picture_spread(locator) > 8.0, f"{what} is blank"
+
+
+def save_shot(page, shots: Path, name: str) -> Path:
+    path = shots / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.is_file() and path.stat().st_size > 10_000, path
+    return path
+
+
+def open_tab(page, name: str) -> None:
+    tab = page.get_by_role("tab", name=name, exact=True)
+    tab.click()
+    expect(tab).to_have_attribute("aria-selected", "true")
+
+
+# ------------------------------------------------------------------ Classify & Explain
+def test_classify_upload_shows_top5_and_maps(page, photo, shots):
+    page.locator("#upload input[type=file]").set_input_files(str(photo))
+    top5 = page.locator("#top5")
+    expect(top5).to_contain_text("%", timeout=QUICK)
+    expect(page.locator("#top5 [data-testid='label-output-value'], #top5 h2").first).to_be_visible()
+    # five confidence rows under the big label
+    rows = page.locator("#top5").get_by_text(re.compile(r"^\s*\d+(\.\d+)?%\s*$"))
+    expect(rows).to_have_count(5)
+    # the untrained model is announced, in the banner and beside the top-5
+    expect(page.locator("#classify-notice")).to_contain_text("untrained")
+    expect(page.locator("#banner")).to_contain_text("untrained")
+    assert_picture(page.locator("#attribution img"), "the saliency map")
+    assert_picture(page.locator("#gradcam img"), "the Grad-CAM map")
+    save_shot(page, shots, "classify")
+
+
+def test_switching_method_updates_attribution(page, shots):
+    img = page.locator("#attribution img")
+    before = img.get_attribute("src")
+    page.locator("#method input").click()
+    page.get_by_role("option", name="Grad-CAM on conv5").click()
+    expect(page.locator("#method input")).to_have_value("Grad-CAM on conv5")
+    expect(img).not_to_have_attribute("src", before, timeout=QUICK)
+    assert_picture(img, "the Grad-CAM attribution")
+    save_shot(page, shots, "classify-gradcam")
+
+
+# ------------------------------------------------------------------ Filters
+def test_filters_tab_shows_grid_and_groups(page, shots):
+    open_tab(page, "Filters")
+    page.get_by_role("button", name="Show conv1 filters").click()
+    summary = page.locator("#filters-summary")
+    expect(summary).to_contain_text("group 0", timeout=QUICK)
+    expect(summary).to_contain_text("group 1")   # the paper model has two towers
+    expect(summary).to_contain_text("untrained")
+    assert_picture(page.locator("#filter-grid img"), "the conv1 filter grid")
+    save_shot(page, shots, "filters")
+
+
+# ------------------------------------------------------------------ Layers
+def test_layers_table_and_step_through(page, shots):
+    open_tab(page, "Layers")
+    table = page.locator("#shape-table")
+    expect(table).to_contain_text("96x55x55")
+    expect(table).to_contain_text("227")
+    info = page.locator("#walk-info")
+    nxt = page.get_by_role("button", name="Next ▶")
+    nxt.click()
+    expect(info).to_contain_text("Step 1 of 11", timeout=QUICK)
+    expect(info).to_contain_text("conv1: 3x227x227 -> 96x55x55")
+    nxt.click()
+    expect(info).to_contain_text("Step 2 of 11", timeout=QUICK)
+    expect(info).to_contain_text("pool1: 96x55x55 -> 96x27x27")
+    save_shot(page, shots, "layers")
+
+
+def test_layers_export_lesson_pack(page, shots, tmp_path):
+    page.get_by_role("button", name=re.compile(r"Export lesson pack")).click()
+    link = page.locator("a[download][href*='.zip']")
+    expect(link).to_be_visible(timeout=QUICK)
+    expect(link).to_have_attribute("download", re.compile(r"lesson\.zip$"))
+    with page.expect_download(timeout=QUICK) as dl:
+        link.first.click()
+    target = tmp_path / dl.value.suggested_filename
+    dl.value.save_as(target)
+    import zipfile
+    names = zipfile.ZipFile(target).namelist()
+    assert "lesson.md" in names and "conv1.png" in names, names
+    save_shot(page, shots, "layers-export")
+
+
+# ------------------------------------------------------------------ Embeddings
+def test_embeddings_build_map(page, shots):
+    open_tab(page, "Embeddings")
+    page.get_by_role("button", name=re.compile(r"Build the map")).click()
+    status = page.locator("#embed-status")
+    expect(status).to_contain_text("24 images, 3 classes", timeout=SLOW)
+    expect(status).to_contain_text("daisy")
+    assert_picture(page.locator("#umap img"), "the UMAP map")
+    save_shot(page, shots, "embeddings")
+
+
+# ------------------------------------------------------------------ Retrain
+def test_retrain_start_then_cancel(page, shots):
+    open_tab(page, "Retrain")
+    status = page.locator("#train-status")
+    expect(status).to_contain_text("No training run yet")
+    page.get_by_label("Use at most N images (0 = all)").fill("24")
+    page.get_by_label("Epochs").fill("1")
+    # fine-tuning the untrained model is refused by the app: train the paper model from scratch
+    page.get_by_label("From scratch (paper model)").check()
+    page.get_by_role("button", name="Start training").click()
+    expect(status).to_contain_text(re.compile(r"Training:|Done in"), timeout=QUICK)
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    # either the cancel reached the running job, or the tiny run had already finished
+    expect(status).to_contain_text(re.compile(r"Cancel|Done in|No training run is in progress"), timeout=QUICK)
+    page.get_by_role("button", name="Show the current run").click()
+    expect(status).to_contain_text(re.compile(r"Cancelled\.|Done in"), timeout=SLOW)
+    assert "error" not in status.inner_text().lower()
+    save_shot(page, shots, "retrain")
+
+
+# ------------------------------------------------------------------ About
+def test_about_tab_shows_parameter_count(page, shots):
+    open_tab(page, "About")
+    facts = page.locator("#about-facts")
+    expect(facts).to_contain_text("60,965,224")
+    expect(facts).to_contain_text("55x55x96")
+    save_shot(page, shots, "about")
+
+
+def test_all_screenshots_saved(shots):
+    names = {p.stem for p in shots.glob("*.png")}
+    assert {"classify", "filters", "layers", "embeddings", "retrain", "about"} <= names, names
+    assert all(p.stat().st_size > 10_000 for p in shots.glob("*.png"))
