@@ -68,6 +68,15 @@ def chromium() -> str:
     return path
 
 
+def shrink(path: Path, width: int = 1000) -> None:
+    """Keep README pictures small: 1000 px wide, 256-colour PNG (about 150-300 KB instead of ~800 KB)."""
+    from PIL import Image
+    img = Image.open(path).convert("RGB")
+    if img.width > width:
+        img = img.resize((width, round(img.height * width / img.width)), Image.LANCZOS)
+    img.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+
+
 def shoot(url: str, image: Path, out: Path, width: int, timeout_s: float) -> list[Path]:
     from playwright.sync_api import expect, sync_playwright
     ms = int(timeout_s * 1000)
@@ -77,6 +86,7 @@ def shoot(url: str, image: Path, out: Path, width: int, timeout_s: float) -> lis
         page.wait_for_timeout(500)    # let images finish painting
         path = out / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)
+        shrink(path)
         saved.append(path)
         print(f"  wrote {path}", flush=True)
 
