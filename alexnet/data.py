@@ -15,7 +15,6 @@ beside the repo, else a prepared download of TensorFlow's flower_photos.tgz in t
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -32,7 +31,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from alexnet.images import ImageError, center_crop, open_image, square_resize
+from alexnet.images import ImageError, center_crop, open_image, square_resize  # center_crop: re-exported
 from alexnet.weights import atomic_write_bytes, atomic_write_text, cache_dir
 
 __all__ = ["Decoded", "DataError", "find_data_dir", "download_flowers", "prepare_archive", "list_images",

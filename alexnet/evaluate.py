@@ -14,7 +14,6 @@ import json
 import sys
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from alexnet import data as D

@@ -120,7 +120,8 @@ def build(page: Page) -> None:
     reg = page.registry
     gr.Markdown("**Fine-tune** keeps the chosen model's convolutional layers and trains a new classifier head on "
                 "your folder (fast on a CPU: conv features are computed once). **From scratch** trains the paper "
-                "model with the paper's recipe (SGD, momentum 0.9, weight decay 5e-4), which needs a GPU to get far.")
+                "model: the paper's recipe (SGD, momentum 0.9, weight decay 5e-4) needs the long schedule it was made for "
+                "(a GPU); the modern one (AdamW, one-cycle, label smoothing) gets further in a few CPU epochs.")
     with gr.Row():
         data = gr.Textbox(label="Dataset folder (one subfolder per class)", value=page.data or "",
                           placeholder="empty: $ALEXNET_DATA, ../shared/data/flower_photos_256, or download the flowers")
@@ -128,7 +129,9 @@ def build(page: Page) -> None:
                         value="finetune", label="Mode")
     with gr.Row():
         epochs = gr.Number(value=3, precision=0, minimum=1, maximum=500, label="Epochs")
-        lr = gr.Number(value=0.01, minimum=1e-6, maximum=1.0, label="Learning rate")
+        recipe = gr.Radio([("modern (AdamW, one-cycle)", "modern"), ("paper (SGD 0.9, step lr)", "paper")],
+                          value="modern", label="Recipe")
+        lr = gr.Number(value=0, minimum=0, maximum=1.0, label="Learning rate (0 = the recipe's default)")
         batch = gr.Number(value=64, precision=0, minimum=1, maximum=1024, label="Batch size")
         limit = gr.Number(value=0, precision=0, minimum=0, label="Use at most N images (0 = all)")
     with gr.Row():
@@ -138,7 +141,7 @@ def build(page: Page) -> None:
     status = gr.Markdown(_summary(tr), elem_id="train-status")
     curves = gr.Image(label="Loss and accuracy", type="pil", interactive=False, elem_id="curves")
     with gr.Row():
-        cm = gr.Image(label="Confusion matrix (validation split)", type="pil", interactive=False)
+        cm = gr.Image(label="Confusion matrix (validation split)", type="pil", interactive=False, elem_id="confusion")
         wrong = gr.Gallery(label="Misclassified validation images", columns=4, height="auto")
     with gr.Row():
         filters = gr.Image(label="conv1 before / after", type="pil", interactive=False)
@@ -152,13 +155,13 @@ def build(page: Page) -> None:
         yield _summary(tr), training_curves(tr.points, tr.epochs), None, None, None, None
 
     @friendly
-    def run(folder, mode_v, epochs_v, lr_v, batch_v, limit_v, key, image_path):
+    def run(folder, mode_v, recipe_v, epochs_v, lr_v, batch_v, limit_v, key, image_path):
         root = find_data_dir(folder.strip() or page.data or None)   # refuses missing or non-directory paths
         if mode_v == "finetune" and key == UNTRAINED:
             raise gr.Error("The selected model is untrained: fine-tuning it keeps random conv filters. "
                            "Choose 'From scratch', or select ImageNet weights or a checkpoint first.")
         cfg = TrainConfig(data=str(root), mode=mode_v, weights=None if mode_v == "scratch" else reg.resolve(key),
-                          epochs=int(epochs_v), lr=float(lr_v), batch_size=int(batch_v),
+                          recipe=recipe_v, epochs=int(epochs_v), lr=float(lr_v) or None, batch_size=int(batch_v),
                           limit=int(limit_v) or None, device=reg.device.type)
         before = None
         if mode_v == "finetune":
@@ -214,7 +217,7 @@ def build(page: Page) -> None:
         return "Cancelling: the run stops within one step and writes nothing."
 
     outs = [status, curves, cm, wrong, filters, cams]
-    start.click(run, [data, mode, epochs, lr, batch, limit, page.model_key, page.image], outs,
+    start.click(run, [data, mode, recipe, epochs, lr, batch, limit, page.model_key, page.image], outs,
                 api_name=False, concurrency_limit=None)
     cancel.click(do_cancel, None, status, api_name=False, concurrency_limit=None)
     watch.click(poll, None, outs, api_name=False, concurrency_limit=None)

@@ -196,6 +196,20 @@ def test_retrain_start_then_cancel(page, shots):
     save_shot(page, shots, "retrain")
 
 
+def test_retrain_tiny_run_to_the_end(page, shots):
+    """A whole (tiny) run: curves, a confusion matrix over the validation split, conv1 before/after."""
+    status = page.locator("#train-status")
+    page.get_by_label("Use at most N images (0 = all)").fill("24")
+    page.get_by_label("Epochs").fill("1")
+    page.get_by_label("From scratch (paper model)").check()
+    page.get_by_role("button", name="Start training").click()
+    expect(status).to_contain_text("Done in", timeout=SLOW)
+    expect(status).to_contain_text("best val accuracy")
+    assert_picture(page.locator("#curves img"), "the training curves")
+    assert_picture(page.locator("#confusion img"), "the confusion matrix")
+    save_shot(page, shots, "retrain-done")
+
+
 # ------------------------------------------------------------------ About
 def test_about_tab_shows_parameter_count(page, shots):
     open_tab(page, "About")
