@@ -20,7 +20,7 @@ import gradio as gr  # noqa: E402
 
 from alexnet.images import MAX_BYTES  # noqa: E402
 from app import tab_about, tab_classify, tab_embeddings, tab_filters, tab_layers, tab_retrain  # noqa: E402
-from app.state import Registry  # noqa: E402
+from app.state import UNTRAINED, Registry  # noqa: E402
 from app.ui import Page  # noqa: E402
 
 log = logging.getLogger("alexnet-explainer")
@@ -61,13 +61,15 @@ def build_app(weights: str | None = None, data: str | None = None, device: str =
                     "upload a photo and follow it through the layers.")
         choices = registry.choices()
         with gr.Row():
-            model_key = gr.Dropdown(choices=choices, value=choices[0][1], label="Model", scale=2)
+            model_key = gr.Dropdown(choices=choices, value=choices[0][1], label="Model", scale=2, elem_id="model-key")
             refresh = gr.Button("Refresh model list", scale=0, size="sm")
         banner = gr.Markdown(registry.banner(choices[0][1]), elem_id="banner")
+        train_it = gr.Button("Train this untrained model on the flowers (Retrain tab)", size="sm",
+                             visible=choices[0][1] == UNTRAINED)
         image = gr.State(None)
         page = Page(registry=registry, trainer=trainer, model_key=model_key, image=image, data=data,
                     tmp=Path(scratch.name))
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Classify & Explain", id="classify"):
                 tab_classify.build(page)
             with gr.Tab("Filters", id="filters"):
@@ -80,13 +82,10 @@ def build_app(weights: str | None = None, data: str | None = None, device: str =
                 tab_retrain.build(page)
             with gr.Tab("About", id="about"):
                 tab_about.build(page)
-        model_key.change(registry.banner, model_key, banner, api_name=False)
-
-        def _refresh(current):
-            ch = registry.choices()
-            keys = [k for _, k in ch]
-            return gr.Dropdown(choices=ch, value=current if current in keys else keys[0])
-        refresh.click(_refresh, model_key, model_key, api_name=False)
+        model_key.change(lambda k: (registry.banner(k), gr.Button(visible=k == UNTRAINED)), model_key,
+                         [banner, train_it], api_name=False)
+        train_it.click(lambda: gr.Tabs(selected="retrain"), None, tabs, api_name=False)
+        refresh.click(page.refresh_models, model_key, model_key, api_name=False)
     demo.scratch = scratch   # keeps the folder alive as long as the app
     return demo
 

@@ -106,7 +106,7 @@ def _summary(tr: Trainer) -> str:
             return "**Cancelled.** Nothing was written; the previous checkpoint is unchanged."
         best = max((h.get("val_acc", 0.0) for h in r.history), default=float("nan"))
         text = (f"**Done** in {(tr.finished or time.time()) - tr.started:.0f} s: best val accuracy {best:.1%}. "
-                f"Checkpoint: `{Path(r.best_checkpoint or r.checkpoint).name}` (press 'Refresh model list' to pick it).")
+                f"Checkpoint: `{Path(r.best_checkpoint or r.checkpoint).name}` (now in the Model list).")
         skipped = r.meta.get("skipped") or []
         if skipped:
             names = ", ".join(Path(p[0] if isinstance(p, (list, tuple)) else p).name for p in skipped[:5])
@@ -218,6 +218,7 @@ def build(page: Page) -> None:
 
     outs = [status, curves, cm, wrong, filters, cams]
     start.click(run, [data, mode, recipe, epochs, lr, batch, limit, page.model_key, page.image], outs,
-                api_name=False, concurrency_limit=None)
+                api_name=False, concurrency_limit=None
+                ).then(page.refresh_models, page.model_key, page.model_key, api_name=False)   # the new checkpoint is selectable
     cancel.click(do_cancel, None, status, api_name=False, concurrency_limit=None)
     watch.click(poll, None, outs, api_name=False, concurrency_limit=None)

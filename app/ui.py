@@ -26,6 +26,12 @@ class Page:
     data: str | None          # --data flag
     tmp: Path                 # this server's scratch folder for exports; removed at exit
 
+    def refresh_models(self, current: str | None = None) -> gr.Dropdown:
+        """The model dropdown with every checkpoint on disk now, keeping the visitor's choice."""
+        choices = self.registry.choices()
+        keys = [k for _, k in choices]
+        return gr.Dropdown(choices=choices, value=current if current in keys else keys[0])
+
 
 def friendly(fn):
     """Turn what the visitor did wrong into a gr.Error with its sentence; log the rest, show no traceback."""

@@ -208,6 +208,16 @@ def test_retrain_tiny_run_to_the_end(page, shots):
     assert_picture(page.locator("#curves img"), "the training curves")
     assert_picture(page.locator("#confusion img"), "the confusion matrix")
     save_shot(page, shots, "retrain-done")
+    # the new checkpoint is offered in the model list without a manual refresh
+    page.locator("#model-key input").click()
+    expect(page.get_by_role("option", name=re.compile(r"checkpoint: "))).to_have_count(2, timeout=QUICK)  # -best, -last
+    page.keyboard.press("Escape")
+
+
+def test_untrained_banner_button_leads_to_retrain(page):
+    open_tab(page, "About")
+    page.get_by_role("button", name=re.compile(r"Train this untrained model")).click()
+    expect(page.locator("#train-status")).to_be_visible(timeout=QUICK)
 
 
 # ------------------------------------------------------------------ About
