@@ -143,8 +143,7 @@ class Registry:
     def forward(self, loaded: Loaded, upload) -> tuple[torch.Tensor, dict, torch.Tensor, "images.Image.Image"]:
         """One recorded forward pass per (model, image), cached (bounded) so tabs share it."""
         x, img = loaded.prepare(upload)
-        digest = hashlib.sha1(images.to_uint8(img, 64).numpy().tobytes()).hexdigest()
-        k = (loaded.key, digest)
+        k = self._act_key(loaded, img)
         with self._lock:
             if k in self._acts:
                 self._acts.move_to_end(k)
@@ -152,13 +151,22 @@ class Registry:
                 return logits, acts, x, img
         with loaded.lock, torch.inference_mode(), D.autocast(self.device):
             logits, acts = loaded.model(x, return_activations=True)
-        logits = logits.float().cpu()
-        acts = {n: a.float().cpu() for n, a in acts.items()}
+        logits, acts = self.remember(loaded, img, logits, acts)
+        return logits, acts, x, img
+
+    @staticmethod
+    def _act_key(loaded: Loaded, img) -> tuple:
+        return loaded.key, hashlib.sha1(images.to_uint8(img, 64).numpy().tobytes()).hexdigest()
+
+    def remember(self, loaded: Loaded, img, logits: torch.Tensor, acts: dict) -> tuple[torch.Tensor, dict]:
+        """Keep one pass's activations (bounded) so the other tabs reuse it instead of running the model again."""
+        logits = logits.detach().float().cpu().reshape(1, -1)                 # (K,) or (1, K) -> (1, K)
+        acts = {n: a.detach().float().cpu() for n, a in acts.items()}
         with self._lock:
-            self._acts[k] = (logits, acts)
+            self._acts[self._act_key(loaded, img)] = (logits, acts)
             while len(self._acts) > 16:
                 self._acts.popitem(last=False)
-        return logits, acts, x, img
+        return logits, acts
 
     def forget(self, key: str) -> None:
         """Drop a cached model (a checkpoint was rewritten by training)."""

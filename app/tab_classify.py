@@ -63,10 +63,11 @@ def build(page: Page) -> None:
         if not path:
             return None, None, None, None, ""
         loaded = reg.get(key, progress)
-        x, _ = loaded.prepare(path)
+        x, img = loaded.prepare(path)
         m = loaded.meta
         with loaded.lock:
             p = panel(loaded.model, x, trained=loaded.trained)
+            reg.remember(loaded, img, p.logits, p.acts)   # Filters/Layers/Embeddings reuse this pass
             sal = overlay_image(x, p.saliency, m["mean"], m["std"])
             gc = overlay_image(x, p.gradcam, m["mean"], m["std"])
             first = sal if method_name == "saliency" else (gc if method_name == "gradcam" else None)
