@@ -31,7 +31,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from alexnet.images import ImageError, center_crop, open_image, square_resize  # center_crop: re-exported
+from alexnet.images import ImageError, center_crop, normalize, open_image, square_resize  # center_crop, normalize: re-exported
 from alexnet.weights import atomic_write_bytes, atomic_write_text, cache_dir
 
 __all__ = ["Decoded", "DataError", "find_data_dir", "download_flowers", "prepare_archive", "list_images",
@@ -333,14 +333,6 @@ def stratified_subset(labels, limit: int | None, seed: int = 0) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- batch augmentation
-
-def normalize(images: torch.Tensor, mean, std) -> torch.Tensor:
-    """uint8 (0-255) or float (0-1) images (B, 3, H, W) -> float32 standardised per channel."""
-    x = images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
-    m = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(3, 1, 1)
-    s = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(3, 1, 1)
-    return (x - m).div_(s)
-
 
 def random_crop_flip(images: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """A random `size` x `size` window of each image, mirrored left-right with probability 1/2.

@@ -154,11 +154,12 @@ def to_uint8(img: Image.Image, size: int = PREPARE_SIZE) -> torch.Tensor:
     return torch.from_numpy(a.copy()).permute(2, 0, 1)         # (3, H, W)
 
 
-def normalize(x_uint8: torch.Tensor, mean, std) -> torch.Tensor:
-    """uint8 (..., 3, H, W) -> float, scaled to 0-1 and standardised per channel."""
-    m = torch.tensor(mean, dtype=torch.float32, device=x_uint8.device).view(3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32, device=x_uint8.device).view(3, 1, 1)
-    return (x_uint8.float() / 255.0 - m) / s
+def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8 (0-255) or float (0-1) images (..., 3, H, W) -> float32 standardised per channel."""
+    x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
+    m = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(3, 1, 1)
+    s = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(3, 1, 1)
+    return (x - m) / s
 
 
 def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:

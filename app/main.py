@@ -25,6 +25,9 @@ from app.ui import Page  # noqa: E402
 
 log = logging.getLogger("alexnet-explainer")
 TITLE = "AlexNet Explainer"
+TABS = (("Classify & Explain", "classify", tab_classify), ("Filters", "filters", tab_filters),
+        ("Layers", "layers", tab_layers), ("Embeddings", "embeddings", tab_embeddings),
+        ("Retrain", "retrain", tab_retrain), ("About", "about", tab_about))
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -70,18 +73,9 @@ def build_app(weights: str | None = None, data: str | None = None, device: str =
         page = Page(registry=registry, trainer=trainer, model_key=model_key, image=image, data=data,
                     tmp=Path(scratch.name))
         with gr.Tabs() as tabs:
-            with gr.Tab("Classify & Explain", id="classify"):
-                tab_classify.build(page)
-            with gr.Tab("Filters", id="filters"):
-                tab_filters.build(page)
-            with gr.Tab("Layers", id="layers"):
-                tab_layers.build(page)
-            with gr.Tab("Embeddings", id="embeddings"):
-                tab_embeddings.build(page)
-            with gr.Tab("Retrain", id="retrain"):
-                tab_retrain.build(page)
-            with gr.Tab("About", id="about"):
-                tab_about.build(page)
+            for title, tab_id, module in TABS:
+                with gr.Tab(title, id=tab_id):
+                    module.build(page)
         model_key.change(lambda k: (registry.banner(k), gr.Button(visible=k == UNTRAINED)), model_key,
                          [banner, train_it], api_name=False)
         train_it.click(lambda: gr.Tabs(selected="retrain"), None, tabs, api_name=False)
