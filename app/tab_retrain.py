@@ -14,7 +14,7 @@ import gradio as gr
 import torch
 
 from alexnet.data import decode_folder, find_data_dir
-from alexnet.evaluate import evaluate
+from alexnet.evaluate import evaluate, split_indices
 from alexnet.train import TrainConfig, train
 from app.state import UNTRAINED
 from app.ui import Page, friendly
@@ -184,9 +184,7 @@ def build(page: Page) -> None:
         reg.forget(ckpt)
         after = reg.get(ckpt)
         decoded = decode_folder(tr.config.data)
-        split = after.meta.get("split") or {}
-        idx = split.get("val")
-        idx = torch.as_tensor(idx) if idx is not None else torch.arange(len(decoded.labels))
+        idx = split_indices(after.meta, decoded, "val")       # the validation images training held out
         ev = evaluate(after.model, after.meta, decoded.images[idx], decoded.labels[idx])
         preds = ev.get("predictions")
         gallery = []
@@ -218,7 +216,10 @@ def build(page: Page) -> None:
 
     outs = [status, curves, cm, wrong, filters, cams]
     start.click(run, [data, mode, recipe, epochs, lr, batch, limit, page.model_key, page.image], outs,
-                api_name=False, concurrency_limit=None
+                api_name=False, concurrency_limit=None,
+                # Gradio ignores a click while this button's last event is still finishing ("once");
+                # the Trainer itself refuses a second concurrent run, so every click may reach it
+                trigger_mode="multiple",
                 ).then(page.refresh_models, page.model_key, page.model_key, api_name=False)   # the new checkpoint is selectable
     cancel.click(do_cancel, None, status, api_name=False, concurrency_limit=None)
     watch.click(poll, None, outs, api_name=False, concurrency_limit=None)
