@@ -34,6 +34,7 @@ class Trainer:
         self.cancel = threading.Event()
         self.points: list[dict] = []     # step-level reports
         self.epochs: list[dict] = []     # end-of-epoch reports
+        self._val: dict = {}             # epoch -> its validation point
         self.last: dict = {}
         self.result = None
         self.error: str | None = None
@@ -52,7 +53,7 @@ class Trainer:
                 raise gr.Error(f"A training run is already in progress ({self.status_line()}). "
                                "Wait for it to finish or cancel it first.")
             self.cancel = threading.Event()
-            self.points, self.epochs, self.last = [], [], {}
+            self.points, self.epochs, self.last, self._val = [], [], {}, {}
             self.result, self.error, self.config, self.before = None, None, cfg, before
             self.started, self.finished = time.time(), 0.0
             self._thread = threading.Thread(target=self._run, args=(cfg,), daemon=True, name="alexnet-train")
@@ -63,7 +64,10 @@ class Trainer:
         if p.get("phase") == "train" and p.get("loss") is not None:
             self.points.append(dict(step=p["step"], loss=p["loss"], acc=p.get("acc") or 0.0))
         if p.get("phase") == "val" and p.get("val_acc") is not None:
-            self.epochs.append(dict(step=p["step"], val_acc=p["val_acc"], epoch=p.get("epoch")))
+            # the engine reports 'val' before validating (val_acc still the last epoch's) and after it:
+            # keyed by epoch, the later, fresh value wins
+            self._val[p.get("epoch")] = dict(step=p["step"], val_acc=p["val_acc"], epoch=p.get("epoch"))
+            self.epochs = list(self._val.values())
 
     def _run(self, cfg: TrainConfig) -> None:
         try:

@@ -205,10 +205,11 @@ def test_retrain_tiny_run_to_the_end(page, shots):
     page.get_by_role("button", name="Start training").click()
     expect(status).to_contain_text("Done in", timeout=SLOW)
     expect(status).to_contain_text("best val accuracy")
-    assert_picture(page.locator("#curves img"), "the training curves")
-    # "Done" is shown as soon as training ends; the evaluation behind the confusion matrix follows it
+    # "Done" is shown as soon as training ends; the evaluation behind the confusion matrix follows it,
+    # and with it the final redraw of the curves
     expect(page.locator("#confusion img")).to_be_visible(timeout=QUICK)
     assert_picture(page.locator("#confusion img"), "the confusion matrix")
+    assert_picture(page.locator("#curves img"), "the training curves")
     save_shot(page, shots, "retrain-done")
     # the new checkpoint is offered in the model list without a manual refresh
     page.locator("#model-key input").click()

@@ -30,3 +30,5 @@ def test_second_run_is_refused_while_one_trains_and_cancel_frees_the_slot(tmp_pa
     while tr.running:
         time.sleep(0.1)
     assert tr.error is None and tr.result.checkpoint.exists() and tr.points     # the slot is free again
+    # the live curve's validation points are the epochs' own numbers, one per epoch
+    assert [e["val_acc"] for e in tr.epochs] == [h["val_acc"] for h in tr.result.history]

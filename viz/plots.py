@@ -82,8 +82,9 @@ def training_curves(points: list[dict], epochs: list[dict] | None = None) -> Ima
     ax_l, ax_a = fig.subplots(1, 2)
     if points:
         steps = [p["step"] for p in points]
-        ax_l.plot(steps, [p["loss"] for p in points], color="#c0392b", label="train loss")
-        ax_a.plot(steps, [p["acc"] for p in points], color="#2980b9", label="train accuracy")
+        mark = "o-" if len(points) < 20 else "-"   # a one-step run is still a visible point
+        ax_l.plot(steps, [p["loss"] for p in points], mark, color="#c0392b", label="train loss")
+        ax_a.plot(steps, [p["acc"] for p in points], mark, color="#2980b9", label="train accuracy")
     if epochs:
         ax_a.plot([e["step"] for e in epochs], [e["val_acc"] for e in epochs], "o-", color="#27ae60",
                   label="val accuracy")
