@@ -7,6 +7,7 @@ IMAGENET1K_V1 weights load unchanged. Both are the same class, built from a
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -166,12 +167,32 @@ def _check_layer(name: str) -> str:
     return name
 
 
-def build(arch: str = "paper", num_classes: int = 1000, **options) -> AlexNet:
-    """Build an AlexNet. Options: activation, lrn, pool, dropout, groups, width (see `Spec`)."""
+def build(arch: str = "paper", num_classes: int = 1000, generator: torch.Generator | None = None,
+          **options) -> AlexNet:
+    """Build an AlexNet. Options: activation, lrn, pool, dropout, groups, width (see `Spec`).
+
+    `generator`: draw the initial weights from it (PyTorch's default scheme) instead of the
+    global RNG, so a server can build the same untrained model without reseeding torch.
+    """
     unknown = set(options) - {"activation", "lrn", "pool", "dropout", "groups", "width"}
     if unknown:
         raise TypeError(f"unknown option(s) {sorted(unknown)} for alexnet.model.build")
-    return AlexNet(Spec(arch=_check_arch(arch), num_classes=num_classes, **options))
+    model = AlexNet(Spec(arch=_check_arch(arch), num_classes=num_classes, **options))
+    if generator is not None:
+        reinit(model, generator)
+    return model
+
+
+@torch.no_grad()
+def reinit(model: nn.Module, generator: torch.Generator) -> None:
+    """PyTorch's default Conv2d/Linear initialisation (kaiming_uniform a=sqrt(5), uniform bias), from `generator`."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
+            if m.bias is not None:
+                fan_in = m.weight[0].numel()
+                bound = 1 / math.sqrt(fan_in)
+                nn.init.uniform_(m.bias, -bound, bound, generator=generator)
 
 
 def from_spec(d: dict) -> AlexNet:

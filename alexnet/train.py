@@ -33,6 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from alexnet import data as D
+from alexnet.augment import progressive_sizes, random_resized_crop_flip, step_work
+from alexnet.bvlc import BVLC_SOURCE, init_conv1_from_bvlc
 from alexnet import device as dev_
 from alexnet import weights as W
 from alexnet.model import ARCHS, CONV_LAYERS, AlexNet, build, default_input_size, from_spec
@@ -48,11 +50,25 @@ RECIPES = {
     # One-cycle (warm up 30%, cosine down) with AdamW and label smoothing 0.1.
     "modern": dict(optimizer="adamw", lr=dict(scratch=5e-4, finetune=1e-3), weight_decay=0.05,
                    label_smoothing=0.1, schedule="onecycle"),
+    # modern + what makes from-scratch training fast on a CPU (benchmarks/train_scratch.py measures
+    # each lever): random-resized crops, early epochs at low resolution (alexnet.augment), batch 32
+    # (more steps per epoch on 3,000 images; a CPU is no faster per image at 64 or 128).
+    "fast": dict(optimizer="adamw", lr=dict(scratch=5e-4, finetune=1e-3), weight_decay=0.05,
+                 label_smoothing=0.1, schedule="onecycle", crop="rrc", progressive=True,
+                 batch_size=dict(scratch=32, finetune=128), epochs=dict(scratch=16, finetune=10)),
 }
+DEFAULT_RECIPE = "fast"
+INIT_CONV1 = ("none", "bvlc")
+SCHEDULES = ("onecycle", "step", "constant")
 
 
 class ConfigError(ValueError):
     """A training setting that cannot work; the message says which flag and what to do."""
+
+
+NEEDS_WEIGHTS = ("fine-tuning needs starting weights: pass --weights imagenet (downloads torchvision's "
+                 "233 MB ImageNet AlexNet once), --weights CKPT.safetensors or --weights FILE.pth; "
+                 "or train from scratch with --mode scratch")
 
 
 @dataclass
@@ -61,10 +77,10 @@ class TrainConfig:
     arch: str = "paper"                # scratch: paper | torchvision (finetune: the weights decide)
     mode: str = "finetune"             # finetune | scratch
     weights: str | None = None         # finetune source for alexnet.weights.load; None = 'imagenet' if cached
-    epochs: int = 10
+    epochs: int | None = None          # None: the recipe's (fast: 16 scratch / 10 finetune; others 10)
     lr: float | None = None            # None: the recipe's default
-    batch_size: int = 128
-    recipe: str = "paper"              # paper | modern  (see RECIPES)
+    batch_size: int | None = None      # None: the recipe's (fast: 32 scratch, 128 fine-tuning; others 128, the paper's)
+    recipe: str = DEFAULT_RECIPE       # fast | modern | paper  (see RECIPES)
     freeze: str = "conv5"              # finetune: layers up to and including this one stay fixed ('none' = none)
     input_size: int | None = None      # None: the source's / arch's (227 paper, 224 torchvision)
     val_fraction: float = 0.2
@@ -85,6 +101,10 @@ class TrainConfig:
     weight_decay: float | None = None
     label_smoothing: float | None = None
     momentum: float = 0.9
+    schedule: str | None = None        # onecycle | step | constant (None: the recipe's)
+    progressive: bool | None = None    # scratch: early epochs at lower sizes (None: the recipe's)
+    min_size: int = 131                # smallest progressive size (pool5 is then 3x3)
+    init_conv1: str = "none"           # scratch: 'bvlc' starts conv1 from BVLC ImageNet's and keeps it fixed
     feature_cache: bool | None = None  # None: on for CPU fine-tuning with every conv frozen
     image_size: int = 256              # decode size: the paper's 256x256
     log_every: int = 10                # steps between progress reports
@@ -102,8 +122,28 @@ class TrainResult:
     meta: dict                         # the sidecar of `checkpoint` (or of the run so far)
 
 
+def resolve(cfg: TrainConfig) -> TrainConfig:
+    """A copy with the recipe's defaults filled in for every setting left at None."""
+    from dataclasses import replace
+    recipe = RECIPES.get(cfg.recipe, {})
+    epochs = recipe.get("epochs", {}).get(cfg.mode, 10)
+    batch = recipe.get("batch_size", {}).get(cfg.mode, 128)
+    return replace(cfg, epochs=cfg.epochs if cfg.epochs is not None else epochs,
+                   batch_size=cfg.batch_size if cfg.batch_size is not None else batch,
+                   progressive=(cfg.progressive if cfg.progressive is not None
+                                else bool(recipe.get("progressive")) and cfg.mode == "scratch"))
+
+
+def epoch_sizes(cfg: TrainConfig, size: int) -> list[int]:
+    """The training input size of every epoch (validation is always at `size`)."""
+    if not cfg.progressive or cfg.mode != "scratch":
+        return [size] * cfg.epochs
+    return progressive_sizes(cfg.epochs, size, low=min(cfg.min_size, size))
+
+
 def check_config(cfg: TrainConfig) -> None:
     """Refuse settings that cannot work before a minute is spent decoding."""
+    cfg = resolve(cfg)
     if cfg.mode not in ("finetune", "scratch"):
         raise ConfigError(f"--mode must be 'finetune' or 'scratch', not {cfg.mode!r}")
     if cfg.recipe not in RECIPES:
@@ -120,12 +160,24 @@ def check_config(cfg: TrainConfig) -> None:
         raise ConfigError(f"--input-size {cfg.input_size} is larger than the decoded images ({cfg.image_size})")
     if cfg.limit is not None and cfg.limit < 2:
         raise ConfigError("--limit must be at least 2 images")
+    if cfg.schedule not in (None,) + SCHEDULES:
+        raise ConfigError(f"--schedule must be one of {', '.join(SCHEDULES)}, not {cfg.schedule!r}")
+    if cfg.init_conv1 not in INIT_CONV1:
+        raise ConfigError(f"--init-conv1 must be one of {', '.join(INIT_CONV1)}, not {cfg.init_conv1!r}")
+    if cfg.init_conv1 != "none" and (cfg.mode != "scratch" or cfg.arch != "paper" or cfg.width != 1.0):
+        raise ConfigError("--init-conv1 bvlc needs --mode scratch --arch paper at width 1: BVLC's conv1 has 96 filters")
+    if cfg.progressive and cfg.min_size < 67:
+        raise ConfigError(f"--min-size {cfg.min_size}: below 67 px pool5 would be empty")
     if cfg.resume and not cfg.out:
         raise ConfigError("--resume needs --out: the checkpoint stem of the run to continue")
     try:
         dev_.pick(cfg.device)
     except (RuntimeError, ValueError) as e:   # e.g. --device cuda on a machine without one
         raise ConfigError(str(e)) from None
+    if cfg.mode == "finetune" and cfg.weights is None and not W.imagenet_weights_path().exists():
+        raise ConfigError(NEEDS_WEIGHTS)
+    if cfg.weights not in (None, "imagenet") and not Path(cfg.weights).expanduser().exists():
+        raise ConfigError(f"--weights {cfg.weights}: no such file")
 
 
 # ---------------------------------------------------------------- distributed (torchrun) helpers
@@ -214,13 +266,14 @@ def build_model(cfg: TrainConfig, classes: list[str], images: torch.Tensor | Non
             mean, std = [round(v, 4) for v in stats["mean"].tolist()], [round(v, 4) for v in stats["std"].tolist()]
         size = cfg.input_size or default_input_size(cfg.arch)
         _check_size(model, size)
+        if cfg.init_conv1 == "bvlc":
+            init_conv1_from_bvlc(model, mean, std)
+            return model, dict(mean=mean, std=std, input_size=size, source=BVLC_SOURCE)
         return model, dict(mean=mean, std=std, input_size=size, source="scratch")
     source = cfg.weights
     if source is None:
         if not W.imagenet_weights_path().exists():
-            raise ConfigError("fine-tuning needs starting weights: pass --weights imagenet (downloads torchvision's "
-                              "233 MB ImageNet AlexNet once), --weights CKPT.safetensors or --weights FILE.pth; "
-                              "or train from scratch with --mode scratch")
+            raise ConfigError(NEEDS_WEIGHTS)
         source = "imagenet"
     src, src_meta = W.load(source)
     spec = dict(src_meta["spec"], num_classes=k)
@@ -268,13 +321,22 @@ def _freeze(model: AlexNet, freeze: str) -> list[str]:
 
 # ---------------------------------------------------------------- batches
 
-def image_batches(images, labels, order, size, batch_size, mean, std, train, gen=None, pca=None, pca_std=0.1):
-    """Yield (x, y) for `order`; train batches get crop + flip (+ PCA lighting), val the centre crop."""
+def image_batches(images, labels, order, size, batch_size, mean, std, train, gen=None, pca=None, pca_std=0.1,
+                  crop="fixed"):
+    """Yield (x, y) for `order`; train batches get crop + flip (+ PCA lighting), val the centre crop.
+
+    crop='fixed': the paper's random size x size window of the 256 image; 'rrc': a random area
+    and aspect ratio resampled to size x size (alexnet.augment).
+    """
     mf = dev_.memory_format(images.device)
     for i in range(0, len(order), batch_size):
         b = order[i:i + batch_size]
         u = images[b]                                              # (B, 3, 256, 256) uint8
-        if train:
+        if train and crop == "rrc":
+            x = random_resized_crop_flip(u, size, gen)             # (B, 3, size, size) in 0-1
+            if pca is not None:
+                x = D.pca_lighting(x, pca["eigvals"], pca["eigvecs"], pca_std, gen)
+        elif train:
             x = D.random_crop_flip(u, size, gen).float().div_(255)  # (B, 3, size, size) in 0-1
             if pca is not None:
                 x = D.pca_lighting(x, pca["eigvals"], pca["eigvecs"], pca_std, gen)
@@ -294,8 +356,8 @@ def feature_batches(feats, labels, order, batch_size, gen=None):
         yield f, labels[b]
 
 
-@torch.no_grad()
-def compute_features(trunk, images, idx, size, mean, std, device, batch_size=64, flips=True, progress=None):
+@torch.no_grad()   # not inference_mode: the head trains on these tensors, and autograd must be able to save them
+def compute_features(trunk, images, idx, size, mean, std, device, batch_size=128, flips=True, progress=None):
     """Run the frozen trunk once per image: (N, 2, D) centre crop + its mirror, or (N, D) centre only."""
     trunk.eval()
     out = []
@@ -351,6 +413,8 @@ def lr_at(step: int, total: int, base: float, schedule: str) -> float:
     t = step / max(1, total)
     if schedule == "step":                        # /10 at 1/3 and 2/3 of the run
         return base * 0.1 ** min(2, int(3 * t))
+    if schedule == "constant":                    # the seed-002 way (benchmarks/train_levers.py compares)
+        return base
     warm = 0.3                                    # one-cycle: base/25 -> base linearly, then cosine to ~0
     if t < warm:
         return base / 25 + (base - base / 25) * t / warm
@@ -464,7 +528,7 @@ def train(config: TrainConfig, progress=None, cancel=None) -> TrainResult:
     'features', step/steps count images). `cancel` is a threading.Event or a callable returning True;
     it is checked every step, and a cancelled run writes nothing.
     """
-    cfg = config
+    cfg = resolve(config)
     check_config(cfg)
     dist = _setup_dist(cfg.device)
     try:
@@ -486,7 +550,7 @@ def _train(cfg: TrainConfig, progress, cancel, dist: Dist) -> TrainResult:
     device = _pick_device(cfg, dist)
     recipe = RECIPES[cfg.recipe]
     status = dict(epoch=0, epochs=cfg.epochs, step=0, steps=0, loss=None, acc=None, val_acc=None,
-                  img_per_s=None, eta_s=None, phase="decode")
+                  img_per_s=None, eta_s=None, phase="decode", size=None)
 
     def report(**kw):
         status.update(kw)
@@ -521,6 +585,9 @@ def _train(cfg: TrainConfig, progress, cancel, dist: Dist) -> TrainResult:
     model, info = build_model(cfg, classes, decoded.images, train_idx)
     size, mean, std = int(info["input_size"]), info["mean"], info["std"]
     frozen = _freeze(model, cfg.freeze) if cfg.mode == "finetune" else []
+    if cfg.init_conv1 == "bvlc":                       # BVLC's filters stay as released: only the rest learns
+        frozen = _freeze(model, "conv1")
+    sizes = epoch_sizes(cfg, size)
     use_features = (cfg.mode == "finetune" and cfg.freeze not in ("none",) + CONV_LAYERS[:-1]
                     and (cfg.feature_cache if cfg.feature_cache is not None else device.type == "cpu"))
     model = dev_.prepare(model, device)
@@ -548,6 +615,7 @@ def _train(cfg: TrainConfig, progress, cancel, dist: Dist) -> TrainResult:
 
     per_rank = len(train_idx) // dist.world
     steps_per_epoch = max(1, math.ceil(per_rank / cfg.batch_size))
+    crop = recipe.get("crop", "fixed")
     total_steps = steps_per_epoch * cfg.epochs          # the schedule's length; max_steps only stops early
     base_lr = cfg.lr if cfg.lr is not None else recipe["lr"][cfg.mode]
     wd = cfg.weight_decay if cfg.weight_decay is not None else recipe["weight_decay"]
@@ -582,14 +650,20 @@ def _train(cfg: TrainConfig, progress, cancel, dist: Dist) -> TrainResult:
         last_path = _file(last_stem, ".safetensors")
         best_path = _file(best_stem, ".safetensors") if _file(best_stem, ".safetensors").exists() else None
 
-    ctx = dict(device=device, dist=dist, cancel=cancel, total_steps=total_steps, lr=base_lr, schedule=recipe["schedule"],
+    ctx = dict(device=device, dist=dist, cancel=cancel, total_steps=total_steps, lr=base_lr, schedule=cfg.schedule or recipe["schedule"],
                label_smoothing=(cfg.label_smoothing if cfg.label_smoothing is not None else recipe["label_smoothing"]),
                log_every=max(1, cfg.log_every), max_steps=cfg.max_steps, report=None)
     run_start, step_start = time.perf_counter(), state["step"]
 
+    # ETA in units of work, not steps: a step at 131 px costs about a third of one at 227.
+    step_cost = [step_work(sizes[min(st // steps_per_epoch, len(sizes) - 1)], size) for st in range(total_steps)]
+    work_before = [0.0]
+    for c in step_cost:
+        work_before.append(work_before[-1] + c)
+
     def train_report(**kw):
-        done = kw["step"] - step_start
-        eta = (time.perf_counter() - run_start) / max(done, 1) * (total_steps - kw["step"])
+        done = work_before[kw["step"]] - work_before[step_start]
+        eta = (time.perf_counter() - run_start) / max(done, 1e-9) * (work_before[-1] - work_before[kw["step"]])
         report(eta_s=eta, **kw)
 
     ctx["report"] = train_report
@@ -602,13 +676,13 @@ def _train(cfg: TrainConfig, progress, cancel, dist: Dist) -> TrainResult:
         torch.manual_seed(cfg.seed * 1_000_003 + epoch + 7919 * dist.rank)
         perm = torch.randperm(len(train_idx), generator=gen, device=device)[:per_rank * dist.world]
         mine = perm[dist.rank::dist.world]
-        report(epoch=epoch + 1, steps=total_steps, step=state["step"], phase="train")
+        report(epoch=epoch + 1, steps=total_steps, step=state["step"], phase="train", size=sizes[epoch])
         if use_features:
             batches = feature_batches(feats_tr, y_tr, pos_tr[mine], cfg.batch_size, gen)
             val_batches = feature_batches(feats_va, y_va, pos_va[dist.rank::dist.world], 512)
         else:
-            batches = image_batches(images, labels, tr_dev[mine], size, cfg.batch_size, mean, std, True, gen,
-                                    pca, cfg.pca_std)
+            batches = image_batches(images, labels, tr_dev[mine], sizes[epoch], cfg.batch_size, mean, std, True, gen,
+                                    pca, cfg.pca_std, crop=crop)
             val_batches = image_batches(images, labels, va_dev[dist.rank::dist.world], size, 256, mean, std, False)
         t0 = time.perf_counter()
         try:
@@ -619,7 +693,7 @@ def _train(cfg: TrainConfig, progress, cancel, dist: Dist) -> TrainResult:
         report(phase="val")
         row.update(validate(net, val_batches, device, dist))
         row.update(epoch=epoch + 1, step=state["step"], lr=optimizer.param_groups[0]["lr"],
-                   seconds=time.perf_counter() - t0)
+                   seconds=time.perf_counter() - t0, size=sizes[epoch], wall_s=time.perf_counter() - run_start)
         history.append(row)
         state["epoch"] = epoch + 1
         score = row["val_acc"] if row["val_acc"] is not None else -row["train_loss"]
@@ -674,11 +748,14 @@ def get_args_parser() -> argparse.ArgumentParser:
                         ".npy/.npz (default: imagenet if torchvision has already downloaded it)")
     p.add_argument("--arch", default=c.arch, choices=ARCHS, help="scratch architecture (default: %(default)s)")
     p.add_argument("--recipe", default=c.recipe, choices=tuple(RECIPES),
-                   help="paper: SGD momentum 0.9, weight decay 5e-4, lr/10 at each third of the run; modern: "
-                        "AdamW, one-cycle, label smoothing 0.1 (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=c.epochs, help="(default: %(default)s)")
+                   help="fast: modern + random-resized crops, early epochs at low resolution, batch 32 (learns "
+                        "fastest on a CPU); modern: AdamW, one-cycle, label smoothing 0.1; paper: SGD momentum 0.9, "
+                        "weight decay 5e-4, lr/10 at each third of the run (needs ~90 epochs) (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="(default: the recipe's; fast: 16 from scratch, 10 fine-tuning; others 10)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
-    p.add_argument("--batch-size", type=int, default=c.batch_size, help="(default: %(default)s, the paper's)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="(default: the recipe's; fast 32 from scratch, 128 fine-tuning; others 128)")
     p.add_argument("--freeze", default=c.freeze, choices=FREEZE_CHOICES,
                    help="finetune: keep every layer up to and including this one fixed (default: %(default)s)")
     p.add_argument("--input-size", type=int, default=None, help="crop size (default: 227 paper, 224 torchvision)")
@@ -698,9 +775,17 @@ def get_args_parser() -> argparse.ArgumentParser:
     g.add_argument("--pool", default="3,2", help="max-pool kernel,stride: 3,2 overlapping as in the paper, or 2,2")
     g.add_argument("--dropout", type=float, default=c.dropout, help="(default: %(default)s)")
     g.add_argument("--groups", type=int, default=None, choices=(1, 2), help="conv2/4/5 groups (default: the arch's)")
+    g.add_argument("--init-conv1", default=c.init_conv1, choices=INIT_CONV1,
+                   help="bvlc: start conv1 from BVLC's ImageNet AlexNet (assets/) and keep it fixed; the model is "
+                        "then labelled 'conv1 from BVLC ImageNet', not fully from scratch (default: %(default)s)")
     g = p.add_argument_group("speed and augmentation")
     g.add_argument("--no-pca", dest="pca_aug", action="store_false", help="turn off the PCA colour augmentation")
     g.add_argument("--compile", action="store_true", help="torch.compile the trained module")
+    g.add_argument("--progressive", default=None, action=argparse.BooleanOptionalAction,
+                   help="scratch: early epochs at lower input sizes, the last at the test size (default: the recipe's)")
+    g.add_argument("--min-size", type=int, default=c.min_size, help="smallest progressive size (default: %(default)s)")
+    g.add_argument("--schedule", default=None, choices=SCHEDULES, help="learning-rate schedule (default: the recipe's)")
+    g.add_argument("--label-smoothing", type=float, default=None, help="(default: the recipe's)")
     g.add_argument("--feature-cache", default=None, action=argparse.BooleanOptionalAction,
                    help="finetune with every conv frozen: train the fc head on cached conv features "
                         "(default: on for CPU)")

@@ -33,8 +33,13 @@ from alexnet.train import TrainConfig, train
 from alexnet.weights import IMAGENET_MEAN, IMAGENET_STD
 
 
-def seed002(root: Path, train_idx, val_idx, epochs: int, max_steps: int | None, width: float, seed: int) -> dict:
-    """The per-image PIL pipeline, measured over `max_steps` steps (or whole epochs when None)."""
+def seed002(root: Path, train_idx, val_idx, epochs: int, max_steps: int | None, width: float, seed: int,
+            eval_every_epoch: bool = False) -> dict:
+    """The per-image PIL pipeline, measured over `max_steps` steps (or whole epochs when None).
+
+    eval_every_epoch: validate after every epoch (inside the wall clock) and return the curve
+    as `curve`: [{epoch, wall_s, val_acc}] (benchmarks/train_scratch.py).
+    """
     from torch.utils.data import DataLoader, Subset
     from torchvision import datasets, transforms as T
     torch.manual_seed(seed)
@@ -47,7 +52,17 @@ def seed002(root: Path, train_idx, val_idx, epochs: int, max_steps: int | None, 
     model = build("paper", len(train_set.dataset.classes), width=width)
     opt = torch.optim.Adam(model.parameters(), lr=2e-4)
     seen, steps, t0 = 0, 0, time.perf_counter()
-    for _ in range(epochs):
+    curve, eval_s = [], 0.0
+
+    def validate() -> float:
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for x, y in DataLoader(val_set, batch_size=128, num_workers=2):
+                correct += (model(x).argmax(1) == y).sum().item()
+        return correct / max(1, len(val_set))
+
+    for epoch in range(epochs):
         model.train()
         for x, y in loader:
             loss = F.cross_entropy(model(x), y)
@@ -57,16 +72,18 @@ def seed002(root: Path, train_idx, val_idx, epochs: int, max_steps: int | None, 
             seen, steps = seen + len(y), steps + 1
             if max_steps is not None and steps >= max_steps:
                 break
+        if eval_every_epoch:
+            e0 = time.perf_counter()
+            curve.append(dict(epoch=epoch + 1, val_acc=validate(), wall_s=round(time.perf_counter() - t0, 2)))
+            eval_s += time.perf_counter() - e0
+            print(f"(a) epoch {epoch + 1}: val {curve[-1]['val_acc']:.3f} at {curve[-1]['wall_s']:.0f} s", flush=True)
         if max_steps is not None and steps >= max_steps:
             break
-    train_s = time.perf_counter() - t0
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for x, y in DataLoader(val_set, batch_size=128, num_workers=2):
-            correct += (model(x).argmax(1) == y).sum().item()
-    return dict(img_per_s=seen / train_s, train_seconds=train_s, wall_seconds=time.perf_counter() - t0,
-                images=seen, steps=steps, val_acc=correct / max(1, len(val_set)))
+    train_s = time.perf_counter() - t0 - eval_s
+    val_acc = curve[-1]["val_acc"] if curve else validate()
+    out = dict(img_per_s=seen / train_s, train_seconds=train_s, wall_seconds=time.perf_counter() - t0,
+               images=seen, steps=steps, val_acc=val_acc)
+    return dict(out, curve=curve) if eval_every_epoch else out
 
 
 def engine(cfg: TrainConfig) -> dict:

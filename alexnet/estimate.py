@@ -1,0 +1,105 @@
+"""How long will a training run take on this machine? Measured, not guessed: a few real steps.
+
+`estimate(cfg, n_images)` times optimizer steps (the median of three after a warm-up step) of the run's own model
+at each input size the run will use, and one validation forward pass, on random tensors of the
+run's batch size; then adds them up over the run's epochs and sizes. The Retrain tab shows it
+before Start ("about 6 min on this machine"). Timings are cached per (model, size, batch, device),
+so changing the number of epochs re-estimates at once.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from alexnet import device as dev_
+from alexnet.model import build, default_input_size
+
+_STEP_CACHE: dict[tuple, float] = {}      # (arch, width, classes, size, batch, device, train) -> seconds per batch
+
+
+@dataclass
+class Estimate:
+    seconds: float                        # the whole run: training steps + validation after every epoch
+    per_epoch: list[float]                # seconds for each epoch (its size's steps + validation)
+    sizes: list[int]                      # training input size of each epoch
+    measured_steps: int                   # real steps timed to get here (0 when all came from the cache)
+
+    @property
+    def text(self) -> str:
+        """What the Retrain tab shows; a folder's first run also decodes its images once (not counted)."""
+        return f"about {human(self.seconds)} on this machine"
+
+
+def human(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(5, round(seconds / 5) * 5):.0f} s"
+    if seconds < 5400:
+        return f"{math.ceil(seconds / 60):.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _seconds_per_batch(cfg, classes: int, size: int, batch: int, device: torch.device, train: bool) -> tuple[float, int]:
+    key = (cfg.arch, cfg.width, classes, size, batch, str(device), train)
+    if key in _STEP_CACHE:
+        return _STEP_CACHE[key], 0
+    gen = torch.Generator().manual_seed(0)
+    model = dev_.prepare(build(cfg.arch, classes, width=cfg.width, generator=gen), device)
+    x = dev_.to_input(torch.randn((batch, 3, size, size), generator=gen), device)
+    y = torch.randint(0, classes, (batch,), generator=gen).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    times = []
+    for _ in range(4):                    # the first step pays for allocation and kernel choice: dropped
+        t0 = time.perf_counter()
+        if train:
+            model.train()
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        else:
+            model.eval()
+            with torch.inference_mode():
+                model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    _STEP_CACHE[key] = statistics.median(times[1:])
+    return _STEP_CACHE[key], len(times)
+
+
+def estimate(cfg, n_images: int, classes: int = 5) -> Estimate:
+    """Seconds for `cfg` (an alexnet.train.TrainConfig) on a folder of `n_images` images.
+
+    From scratch: every epoch's steps at its own size (progressive resizing) plus a validation
+    pass at the test size. Fine-tuning with cached features: one forward pass per training image
+    (and its mirror) and validation image, then the fc head's steps, which cost next to nothing.
+    """
+    from alexnet.train import epoch_sizes, resolve
+    cfg = resolve(cfg)
+    device = dev_.pick(cfg.device)
+    n = min(n_images, cfg.limit) if cfg.limit else n_images
+    n_val = round(n * cfg.val_fraction)
+    n_train = n - n_val
+    size = cfg.input_size or default_input_size(cfg.arch)
+    sizes = epoch_sizes(cfg, size)
+    steps = math.ceil(n_train / cfg.batch_size)
+    val_batch = 64
+    measured = 0
+    t_val, m = _seconds_per_batch(cfg, classes, size, val_batch, device, train=False)
+    measured += m
+    val_s = t_val * math.ceil(n_val / val_batch)
+    if cfg.mode == "finetune":
+        features_s = t_val * math.ceil((2 * n_train + n_val) / val_batch)
+        per_epoch = [features_s if e == 0 else 0.0 for e in range(cfg.epochs)]
+        return Estimate(features_s + 0.02 * cfg.epochs, per_epoch, sizes, measured)
+    per_size = {}
+    for s in sorted(set(sizes)):
+        per_size[s], m = _seconds_per_batch(cfg, classes, s, cfg.batch_size, device, train=True)
+        measured += m
+    per_epoch = [per_size[s] * steps + val_s for s in sizes]
+    return Estimate(sum(per_epoch), per_epoch, sizes, measured)
