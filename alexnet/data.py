@@ -19,8 +19,6 @@ import json
 import os
 import shutil
 import tarfile
-import urllib.error
-import urllib.request
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -118,30 +116,11 @@ def _sha256(path: Path) -> str:
 
 def _download(url: str, path: Path, sha256: str | None, progress: bool) -> None:
     """Stream `url` to `path` with a progress bar; the file appears only if its checksum is right."""
-    from tqdm import tqdm
-    offline_hint = f"Offline? Point --data or ${ENV_VAR} at an image folder instead."
+    from alexnet.download import DownloadError, download
     try:
-        response = urllib.request.urlopen(url, timeout=60)
-    except (urllib.error.URLError, OSError) as e:
-        raise DataError(f"could not download {url} ({e}). {offline_hint}") from e
-    total = int(response.headers.get("Content-Length") or 0) or None
-    h = hashlib.sha256()
-
-    def write(tmp):
-        with response, open(tmp, "wb") as f, tqdm(total=total, unit="B", unit_scale=True, desc=path.name,
-                                                  disable=not progress) as bar:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                f.write(block)
-                h.update(block)
-                bar.update(len(block))
-        if sha256 is not None and h.hexdigest() != sha256:
-            raise DataError(f"{path.name} from {url} has SHA-256 {h.hexdigest()}, expected {sha256}: "
-                            f"the download is damaged or the file changed upstream. {offline_hint}")
-
-    try:
-        atomic_write_bytes(path, write)
-    except (urllib.error.URLError, OSError) as e:
-        raise DataError(f"the download of {url} broke off ({e}). {offline_hint}") from e
+        download(url, path, sha256=sha256, bar=progress)
+    except DownloadError as e:
+        raise DataError(f"{e}. Offline? Point --data or ${ENV_VAR} at an image folder instead.") from e
 
 
 def prepare_archive(tgz: str | os.PathLike, out: str | os.PathLike, size: int = 256,

@@ -145,6 +145,10 @@ def read_meta(path) -> dict:
 def load_checkpoint(path, device: str | torch.device = "cpu") -> tuple[AlexNet, dict]:
     """Rebuild the model its metadata describes and load its weights (no pickle involved)."""
     meta = read_meta(path)
+    if meta.get("format") == "alexnet-explainer/compact-svd/1":   # fc6/fc7 as SVD factors (alexnet.compact)
+        from alexnet.compact import load_compact
+        model, meta = load_compact(_with(_stem(path), ".safetensors"))
+        return model.to(device), meta
     model = from_spec(meta["spec"])
     from safetensors.torch import load_file
     state = load_file(str(_with(_stem(path), ".safetensors")), device="cpu")
@@ -219,14 +223,37 @@ def imagenet_weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(_tv_weights().url).name
 
 
+def imagenet_url() -> str:
+    """torchvision's URL, or $ALEXNET_IMAGENET_URL (a mirror, a file:// URL; tests use an unreachable one)."""
+    return os.environ.get("ALEXNET_IMAGENET_URL") or _tv_weights().url
+
+
+IMAGENET_OFFLINE = ("Could not download torchvision's ImageNet weights ({cause}). Pick the flowers model, or start "
+                    "with --weights FILE.")
+
+
+def download_imagenet(report=None, bar: bool = True) -> Path:
+    """Put torchvision's ImageNet AlexNet (233 MB) into its hub cache unless it is there; returns the path.
+
+    `report(done_bytes, total_bytes)` follows the download. When it cannot happen this raises
+    WeightsError with one sentence naming the cause and the way out (IMAGENET_OFFLINE). The file
+    name carries the first hex digits of its SHA-256 (torchvision's convention): checked.
+    """
+    from alexnet.download import DownloadError, download
+    path = imagenet_weights_path()
+    if not path.exists():
+        try:
+            download(imagenet_url(), path, sha256_prefix=path.stem.rsplit("-", 1)[-1], report=report, bar=bar)
+        except DownloadError as e:
+            raise WeightsError(IMAGENET_OFFLINE.format(cause=e.cause)) from e
+    return path
+
+
 def load_torchvision_imagenet(path=None, progress: bool = True) -> tuple[AlexNet, dict]:
     """torchvision's ImageNet AlexNet: from a local .pth, else its cache, else a download (233 MB)."""
     w = _tv_weights()
     model = build("torchvision", num_classes=1000)
-    if path is not None:
-        state = safe_torch_load(path)
-    else:
-        state = w.get_state_dict(progress=progress, check_hash=True)
+    state = safe_torch_load(path if path is not None else download_imagenet(bar=progress))
     load_state_dict_checked(model, state)
     meta = make_meta(model, w.meta["categories"], IMAGENET_MEAN, IMAGENET_STD,
                      source=str(path) if path else "torchvision IMAGENET1K_V1",
@@ -306,6 +333,11 @@ def _caffe_arrays(path) -> tuple[dict, str]:
     raise WeightsError(f"{path.name}: Caffe arrays must be .npy (bvlc_alexnet.npy layout) or .npz")
 
 
+def caffe_layers(path) -> list[str]:
+    """The layer names a Caffe/BVLC arrays file holds (to tell a partial file before loading it)."""
+    return list(_caffe_arrays(path)[0])
+
+
 def load_caffe(path, model: AlexNet | None = None) -> tuple[AlexNet, dict]:
     """BVLC/Caffe arrays into the paper model; returns (model, report with loaded/missing layers)."""
     model = model if model is not None else build("paper", num_classes=1000)
@@ -345,7 +377,7 @@ def load(source: str | os.PathLike, progress: bool = True) -> tuple[nn.Module, d
     """'imagenet', a .safetensors checkpoint, a torchvision .pth, or Caffe .npy/.npz -> (model, meta)."""
     if str(source) == "imagenet":
         return load_torchvision_imagenet(progress=progress)
-    path = Path(source)
+    path = Path(source).expanduser()
     if not path.exists():
         raise WeightsError(f"no weights file at {path}")
     if path.suffix in (".safetensors", ".json"):

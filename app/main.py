@@ -20,8 +20,8 @@ import gradio as gr  # noqa: E402
 
 from alexnet.images import MAX_BYTES  # noqa: E402
 from app import tab_about, tab_classify, tab_embeddings, tab_filters, tab_layers, tab_retrain  # noqa: E402
-from app.state import UNTRAINED, Registry  # noqa: E402
-from app.ui import Page  # noqa: E402
+from app.state import IMAGENET, UNTRAINED, Registry  # noqa: E402
+from app.ui import Page, friendly  # noqa: E402
 
 log = logging.getLogger("alexnet-explainer")
 TITLE = "AlexNet Explainer"
@@ -38,9 +38,10 @@ def get_parser() -> argparse.ArgumentParser:
                "--data ~/flowers",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", default=None,
-                    help="'imagenet' (torchvision, downloaded once), a .safetensors checkpoint, a torchvision .pth, "
-                         "or BVLC .npy/.npz arrays. Default: newest checkpoint in the cache, else cached ImageNet "
-                         "weights, else an untrained model (clearly marked).")
+                    help="'imagenet' (torchvision, downloaded once, 233 MB), 'untrained', a .safetensors checkpoint, "
+                         "a torchvision .pth, or BVLC .npy/.npz arrays. Default: the newest checkpoint in the cache, "
+                         "else cached ImageNet weights, else the flowers model shipped in assets/ (5 classes), "
+                         "else an untrained model (clearly marked).")
     ap.add_argument("--data", default=None,
                     help="an ImageFolder tree for the Embeddings and Retrain tabs (default: $ALEXNET_DATA, "
                          "../shared/data/flower_photos_256, or a download of the TensorFlow flowers)")
@@ -71,13 +72,12 @@ def build_app(weights: str | None = None, data: str | None = None, device: str =
                              visible=choices[0][1] == UNTRAINED)
         image = gr.State(None)
         page = Page(registry=registry, trainer=trainer, model_key=model_key, image=image, data=data,
-                    tmp=Path(scratch.name))
+                    tmp=Path(scratch.name), demo=demo)
         with gr.Tabs() as tabs:
             for title, tab_id, module in TABS:
                 with gr.Tab(title, id=tab_id):
                     module.build(page)
-        model_key.change(lambda k: (registry.banner(k), gr.Button(visible=k == UNTRAINED)), model_key,
-                         [banner, train_it], api_name=False)
+        model_key.change(friendly(page.on_model_change), model_key, [banner, train_it], api_name=False)
         train_it.click(lambda: gr.Tabs(selected="retrain"), None, tabs, api_name=False)
         refresh.click(page.refresh_models, model_key, model_key, api_name=False)
     demo.scratch = scratch   # keeps the folder alive as long as the app
@@ -101,8 +101,13 @@ def main(argv=None) -> None:
 
 
 def check_weights_arg(weights_arg: str | None) -> None:
-    """Fail at start-up, in one line, on a --weights file that is missing or would be refused later."""
-    if not weights_arg or weights_arg == "imagenet":
+    """Fail at start-up, in one line, on a --weights file that is missing or would be refused later;
+    --weights imagenet downloads the weights now (tqdm bar), before the page is served."""
+    if weights_arg == IMAGENET:
+        from alexnet.weights import download_imagenet
+        download_imagenet()                   # WeightsError (a ValueError) with one sentence when offline
+        return
+    if not weights_arg or weights_arg == UNTRAINED:
         return
     p = Path(weights_arg).expanduser()
     if not p.is_file():

@@ -17,16 +17,22 @@ import torch
 
 from alexnet import device as D
 from alexnet import images, weights
+from alexnet.bvlc import BVLC_SOURCE
+from alexnet.compact import SHIPPED
 from alexnet.model import build
 
 log = logging.getLogger("alexnet-explainer")
 UNTRAINED = "untrained"
 IMAGENET = "imagenet"
+FLOWERS = "flowers"      # the compact model shipped in assets/ (alexnet.compact)
 GIVEN = "given"          # the --weights file
 CKPT = "checkpoint:"     # + a file name in the checkpoints folder
 UNTRAINED_NOTICE = ("**This model is untrained** (random weights): its top-5 and every explanation below are "
                     "noise, shown so you can see what the pipeline does. Load ImageNet weights or train it on the "
                     "flowers in the Retrain tab to get meaningful pictures.")
+PARTIAL_NOTICE = ("**This model is only partly trained**: the file gave {loaded} and nothing for {missing}, which "
+                  "keep random weights. Its top-5 and every explanation are noise; the loaded layers' filters "
+                  "(Filters tab) are real.")
 
 
 @dataclass
@@ -40,8 +46,32 @@ class Loaded:
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     @property
+    def partial(self) -> dict | None:
+        """The load report of a file that filled only some layers (BVLC conv1 alone, say), else None."""
+        report = self.meta.get("load_report") or {}
+        return report if report.get("partial") else None
+
+    @property
     def notice(self) -> str:
-        return "" if self.trained else UNTRAINED_NOTICE
+        if not self.trained:
+            return UNTRAINED_NOTICE
+        if self.partial:
+            return PARTIAL_NOTICE.format(loaded=", ".join(self.partial["loaded"]) or "no layer",
+                                         missing=", ".join(self.partial["missing"]))
+        return ""
+
+    @property
+    def top5_note(self) -> str:
+        """Beside the top-5: the untrained/partial notice, and for a small model what it can name at all."""
+        parts = [self.notice] if self.notice else []
+        if len(self.meta["classes"]) < 1000:
+            parts.append(self.knows)
+        return "\n\n".join(parts)
+
+    @property
+    def knows(self) -> str:
+        """One line on what the model can answer, shown beside every top-5."""
+        return knows_line(self.meta["classes"])
 
     def seen(self, x: torch.Tensor) -> "images.Image.Image":
         """The crop the network actually saw, as a picture (for overlays)."""
@@ -54,37 +84,93 @@ class Loaded:
         return D.to_input(x, next(self.model.parameters()).device), img
 
 
+def knows_line(classes: list[str]) -> str:
+    """What a model can name: a flowers model answers with one of its classes whatever the photo shows."""
+    if len(classes) >= 1000:
+        return f"Knows the {len(classes):,} ImageNet classes."
+    return (f"Knows only {len(classes)} classes: {', '.join(classes)}. Whatever the photo shows, the answer is one "
+            f"of these; for 1,000 ImageNet classes choose torchvision ImageNet (a 233 MB download).")
+
+
+def start_label(meta: dict) -> str:
+    """How a checkpoint's weights began, in words (the sidecar's `source`)."""
+    src = str(meta.get("source") or "")
+    if src.startswith(BVLC_SOURCE):
+        on = "flowers" if "flower" in str(meta.get("data") or "") else "this data"
+        return f"conv1 from BVLC ImageNet, the rest trained on {on}"
+    if src == "scratch":
+        return "trained fully from scratch"
+    return f"fine-tuned from {Path(src).name}" if src else ""
+
+
 class Registry:
     """Lists and lazily loads models: given weights, project checkpoints, ImageNet, untrained."""
 
     def __init__(self, weights_arg: str | None = None, data: str | None = None, device: str = "auto",
-                 checkpoints_dir: str | Path | None = None, keep: int = 2):
+                 checkpoints_dir: str | Path | None = None, keep: int = 2, shipped: str | Path | None = SHIPPED):
         self.weights_arg = weights_arg
         self.data = data
         self.device = D.pick(device)
         self.checkpoints_dir = Path(checkpoints_dir) if checkpoints_dir else weights.cache_dir() / "checkpoints"
+        self.shipped = Path(shipped) if shipped and Path(shipped).is_file() else None
         self._loaded: OrderedDict[str, Loaded] = OrderedDict()
         self._keep = keep
         self._lock = threading.Lock()
         self._acts: OrderedDict[tuple, tuple] = OrderedDict()  # (model key, image digest) -> (logits, acts)
+        self._metas: dict[str, dict] = {}                      # sidecars read for labels and banners
+        self._loading: dict[str, threading.Lock] = {}          # key -> held while that model loads
 
     # -------------------------------------------------------------- what exists
     def choices(self) -> list[tuple[str, str]]:
-        """(label, key) pairs for the model dropdown, default first. Keys never show server paths."""
+        """(label, key) pairs for the model dropdown, default first. Keys never show server paths.
+
+        Default, first match wins: --weights > the newest checkpoint in the cache > cached
+        ImageNet weights > the flowers model shipped in assets/ > untrained.
+        """
         out = []
-        if self.weights_arg and self.weights_arg != IMAGENET:
+        if self.weights_arg and self.weights_arg not in (IMAGENET, UNTRAINED):
             out.append((f"given: {Path(self.weights_arg).name}", GIVEN))
         for p in weights.list_checkpoints(self.checkpoints_dir):
             if str(p) != str(self.weights_arg):
                 out.append((f"checkpoint: {p.stem}", CKPT + p.name))
         cached = weights.imagenet_weights_path().exists()
-        out.append(("torchvision ImageNet" + ("" if cached else " (downloads 233 MB)"), IMAGENET))
-        out.append(("untrained paper model (random weights)", UNTRAINED))
-        if self.weights_arg == IMAGENET:
-            out.insert(0, out.pop(len(out) - 2))
-        elif not self.weights_arg and not weights.list_checkpoints(self.checkpoints_dir) and not cached:
-            out.insert(0, out.pop())   # nothing trained is here: start honest, with the untrained model
+        imagenet = ("torchvision ImageNet (1,000 classes" + (")" if cached else ", downloads 233 MB)"), IMAGENET)
+        shipped = []
+        if self.shipped is not None:
+            meta = self.meta_of(FLOWERS)
+            shipped = [(f"flowers AlexNet ({len(meta.get('classes', []))} classes, {start_label(meta)}; shipped)",
+                        FLOWERS)]
+        out += ([imagenet] if cached else []) + shipped + [("untrained paper model (random weights)", UNTRAINED)]
+        if not cached:                # offered second: choosing it downloads the weights, with progress
+            out.insert(1, imagenet)
+        if self.weights_arg in (IMAGENET, UNTRAINED):
+            out.insert(0, out.pop([k for _, k in out].index(self.weights_arg)))
         return out
+
+    def meta_of(self, key: str) -> dict:
+        """A model's sidecar without loading its weights (cached); {} when there is none to read."""
+        if key not in self._metas:
+            try:
+                self._metas[key] = self._read_meta(key)
+            except (weights.WeightsError, OSError, ValueError, KeyError) as e:   # a damaged or vanished file
+                log.warning("cannot read the metadata of %s: %s", key, e)
+                return {}
+        return self._metas[key]
+
+    def _read_meta(self, key: str) -> dict:
+        path = Path(self.resolve(key))
+        if key == IMAGENET:
+            return dict(classes=weights.imagenet_classes())
+        if path.suffix in (".safetensors", ".json"):
+            return weights.read_meta(path)
+        if path.suffix in (".npy", ".npz"):              # Caffe arrays: a partial file is told by its layer names
+            layers = set(weights.caffe_layers(path))
+            order = list(weights.CONV_LAYERS + weights.FC_LAYERS)
+            missing = [n for n in order if n not in layers]
+            return dict(classes=weights.imagenet_classes(),
+                        load_report=dict(loaded=[n for n in order if n in layers], missing=missing,
+                                         partial=bool(missing)))
+        return {}
 
     def resolve(self, key: str) -> str:
         """A dropdown key -> what alexnet.weights.load takes ('imagenet' or a path)."""
@@ -96,6 +182,8 @@ class Registry:
             if not path.is_file():
                 raise weights.WeightsError(f"checkpoint {name} is no longer there; press 'Refresh model list'")
             return str(path)
+        if key == FLOWERS and self.shipped is not None:
+            return str(self.shipped)
         if key in (IMAGENET, UNTRAINED):
             return key
         raise weights.WeightsError(f"unknown model {key!r}; pick one from the list")
@@ -109,10 +197,21 @@ class Registry:
         return self.choices()[0][1]
 
     def banner(self, key: str) -> str:
+        """What the page says above every tab: which model, what it knows, and whether to trust it."""
         label = dict((k, lbl) for lbl, k in self.choices()).get(key, key)
         msg = f"**Model:** {label} · device: `{self.device.type}`"
         if key == UNTRAINED:
-            msg += "\n\n" + UNTRAINED_NOTICE
+            return msg + "\n\n" + UNTRAINED_NOTICE
+        meta = self.meta_of(key)
+        if meta.get("classes"):
+            msg += "\n\n" + knows_line(meta["classes"])
+        acc = (meta.get("metrics") or {}).get("val_top1")
+        if acc is not None:
+            msg += f" Held-out accuracy {acc:.1%}."
+        report = meta.get("load_report") or {}
+        if report.get("partial"):
+            msg += "\n\n" + PARTIAL_NOTICE.format(loaded=", ".join(report["loaded"]) or "no layer",
+                                                  missing=", ".join(report["missing"]))
         return msg
 
     # -------------------------------------------------------------- loading
@@ -122,13 +221,25 @@ class Registry:
             if key in self._loaded:
                 self._loaded.move_to_end(key)
                 return self._loaded[key]
+            loading = self._loading.setdefault(key, threading.Lock())
+        # One load (or ImageNet download) per key: a model change fires several tabs' events at once,
+        # and the second one waits for the first instead of downloading 233 MB again.
+        with loading:
+            with self._lock:
+                if key in self._loaded:
+                    return self._loaded[key]
+            return self._load(key, progress)
+
+    def _load(self, key: str, progress) -> Loaded:
         if progress is not None:
             progress(0.1, desc=f"loading {key} weights")
         if key == UNTRAINED:
-            torch.manual_seed(0)
-            model = build("paper", 1000)
+            model = build("paper", 1000, generator=torch.Generator().manual_seed(0))
             meta = weights.make_meta(model, weights.imagenet_classes(), source="untrained (random init, seed 0)")
             trained = False
+        elif key == IMAGENET:
+            model, meta = load_imagenet(progress)
+            trained = True
         else:
             model, meta = weights.load(self.resolve(key))
             trained = True
@@ -172,5 +283,17 @@ class Registry:
         """Drop a cached model (a checkpoint was rewritten by training)."""
         with self._lock:
             self._loaded.pop(key, None)
+            self._metas.pop(key, None)
             for k in [k for k in self._acts if k[0] == key]:
                 del self._acts[k]
+
+
+def load_imagenet(progress=None):
+    """torchvision's ImageNet AlexNet, downloading it first (progress in the page) when it is not cached;
+    a download that cannot happen is a WeightsError whose one sentence names the cause and the way out."""
+    def report(done: int, total: int | None) -> None:
+        if progress is not None:
+            mb = f"{done / 1e6:.0f}" + (f"/{total / 1e6:.0f}" if total else "")
+            progress(done / total if total else None, desc=f"downloading ImageNet weights: {mb} MB")
+    weights.download_imagenet(report)
+    return weights.load("imagenet", progress=False)

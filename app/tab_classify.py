@@ -66,14 +66,14 @@ def build(page: Page) -> None:
         x, img = loaded.prepare(path)
         m = loaded.meta
         with loaded.lock:
-            p = panel(loaded.model, x, trained=loaded.trained)
+            p = panel(loaded.model, x, trained=loaded.trained and not loaded.partial)
             reg.remember(loaded, img, p.logits, p.acts)   # Filters/Layers/Embeddings reuse this pass
             sal = overlay_image(x, p.saliency, m["mean"], m["std"])
             gc = overlay_image(x, p.gradcam, m["mean"], m["std"])
             first = sal if method_name == "saliency" else (gc if method_name == "gradcam" else None)
             if first is None:
                 first = explain(loaded.model, x, p.target, method_name, meta=m).overlay
-        return path, top5_dict(m["classes"], p.top5), first, gc, loaded.notice
+        return path, top5_dict(m["classes"], p.top5), first, gc, loaded.top5_note
 
     @friendly
     def classify(path, key):

@@ -1,22 +1,51 @@
-"""Filters: conv1 split by the paper's two GPU groups, scored for colour, and one filter's response."""
+"""Filters: the paper's Figure 3 (BVLC's real conv1, by GPU group) beside the current model's conv1.
+
+Both panels are drawn without a click: BVLC's once when the page is built (it never changes),
+the current model's when the page loads and whenever the model changes.
+"""
 from __future__ import annotations
 
 import gradio as gr
 
+from alexnet import bvlc
 from app.ui import Page, friendly, need_image
-from viz.filters import filter_response, filter_view
+from viz.filters import FilterView, filter_response, filter_view
 from viz.plots import overlay
+
+LOOK_FOR = ("**What to look for** (the paper's Figure 3): in the real 2012 network one GPU's 48 filters became "
+            "grey edges and stripes (colour-agnostic) and the other's colour blobs (colour-specific), because "
+            "conv2 reads each group separately. Does your model's conv1 split the same way?")
+
+
+def summary(view: FilterView) -> str:
+    """One line per group: which filters, the name its colour scores earn, median score and AUC."""
+    lines = []
+    for i, g in enumerate(view.groups):
+        auc = f", AUC {g['auc']:.2f} vs the other group" if g["auc"] is not None else ""
+        lines.append(f"- **group {i}** (filters {g['indices'][0]}-{g['indices'][-1]}): {g['label']}, "
+                     f"median colour score {g['median']:.2f}{auc}")
+    if len(view.groups) == 1:
+        lines.append("\nThis model has **no groups** (one tower), so its filters are shown together.")
+    return "\n".join(lines)
 
 
 def build(page: Page) -> None:
-    gr.Markdown("In the paper (Figure 3) the 48 filters on GPU 1 became colour-agnostic edges and the 48 on GPU 2 "
-                "colour blobs. Each filter's **colour score** is the share of its energy off the grey axis "
-                "(0 = grey, 1 = pure colour-opponent). Groups are named from their scores, not their position.")
-    show = gr.Button("Show conv1 filters", variant="primary")
-    summary = gr.Markdown(elem_id="filters-summary")
+    gr.Markdown(LOOK_FOR + " Each filter's **colour score** is the share of its energy off the grey axis "
+                "(0 = grey, 1 = pure colour-opponent); groups are named from their scores (a rank test), "
+                "not their position.")
+    ref = filter_view(bvlc.conv1()[0], groups=2)
     with gr.Row():
-        grid = gr.Image(label="conv1 filters by group", show_label=False, type="pil", interactive=False, elem_id="filter-grid")
-        hist = gr.Image(label="Colour score per group", show_label=False, type="pil", interactive=False)
+        with gr.Column():
+            gr.Markdown("### BVLC ImageNet AlexNet (2012, the paper's network)\n" + summary(ref), elem_id="bvlc-summary")
+            gr.Image(ref.grid, label="BVLC conv1 by group", show_label=False, type="pil", interactive=False,
+                     elem_id="bvlc-grid")
+            gr.Image(ref.histogram, label="BVLC colour score per group", show_label=False, type="pil",
+                     interactive=False, elem_id="bvlc-hist")
+        with gr.Column():
+            current = gr.Markdown("### The current model\n(drawing...)", elem_id="filters-summary")
+            grid = gr.Image(label="conv1 filters by group", show_label=False, type="pil", interactive=False,
+                            elem_id="filter-grid")
+            hist = gr.Image(label="Colour score per group", show_label=False, type="pil", interactive=False)
     with gr.Row():
         index = gr.Slider(0, 95, value=0, step=1, label="Filter", scale=3)
         respond = gr.Button("Show this filter on my image", scale=1)
@@ -26,14 +55,11 @@ def build(page: Page) -> None:
     def filters(key, progress=gr.Progress()):
         loaded = page.registry.get(key, progress)
         view = filter_view(loaded.model)
-        lines = [f"- **group {i}** (filters {g['indices'][0]}-{g['indices'][-1]}): {g['label']}, "
-                 f"median colour score {g['median']:.2f}" for i, g in enumerate(view.groups)]
-        if len(view.groups) == 1:
-            lines.append("\nThis model has **no groups** (one tower), so its filters are shown together.")
+        text = f"### The current model\n{summary(view)}"
         if loaded.notice:
-            lines.append("\n" + loaded.notice)
+            text += "\n\n" + loaded.notice
         n = len(view.scores)
-        return "\n".join(lines), view.grid, view.histogram, gr.Slider(0, n - 1, step=1, label=f"Filter (0-{n - 1})")
+        return text, view.grid, view.histogram, gr.Slider(0, n - 1, step=1, label=f"Filter (0-{n - 1})")
 
     @friendly
     def one(i, path, key):
@@ -42,6 +68,8 @@ def build(page: Page) -> None:
         _, acts, x, _ = page.registry.forward(loaded, path)
         return overlay(loaded.seen(x), filter_response(acts, int(i)))
 
-    show.click(filters, page.model_key, [summary, grid, hist, index], api_name=False)
+    outs = [current, grid, hist, index]
+    page.demo.load(filters, page.model_key, outs, api_name=False)
+    page.model_key.change(filters, page.model_key, outs, api_name=False)
     respond.click(one, [index, page.image, page.model_key], response, api_name=False)
     index.release(one, [index, page.image, page.model_key], response, api_name=False)

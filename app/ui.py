@@ -25,6 +25,20 @@ class Page:
     image: gr.State           # path of the visitor's current upload (shared by all tabs)
     data: str | None          # --data flag
     tmp: Path                 # this server's scratch folder for exports; removed at exit
+    demo: gr.Blocks | None = None   # the page itself, for events that run when a visitor opens it
+
+    def on_model_change(self, key: str, progress=gr.Progress()):
+        """The banner for the newly chosen model; choosing ImageNet downloads it now, with progress here.
+        (main wraps it in `friendly`: a vanished checkpoint is a sentence, not a bare "Error".)"""
+        from app.state import IMAGENET, UNTRAINED
+        from alexnet.weights import imagenet_weights_path
+        if key == IMAGENET and not imagenet_weights_path().exists():
+            try:
+                self.registry.get(IMAGENET, progress)
+            except WeightsError as e:
+                gr.Warning(str(e))
+                return (self.registry.banner(key) + f"\n\n**{e}**", gr.Button(visible=False))
+        return self.registry.banner(key), gr.Button(visible=key == UNTRAINED)
 
     def refresh_models(self, current: str | None = None) -> gr.Dropdown:
         """The model dropdown with every checkpoint on disk now, keeping the visitor's choice."""

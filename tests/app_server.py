@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+UNREACHABLE = "http://127.0.0.1:9/alexnet-owt-7be5be79.pth"      # port 9 (discard): refused at once
 
 
 def free_port() -> int:
@@ -22,7 +23,8 @@ def start_server(workdir: Path, data: Path | None = None, args=(), timeout: floa
     """Launch the app in a subprocess with its own cache; return (url, process, log path)."""
     port = free_port()
     env = dict(os.environ, ALEXNET_CACHE=str(workdir / "cache"), TORCH_HOME=str(workdir / "torch"),
-               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", GRADIO_TEMP_DIR=str(workdir / "gradio"))
+               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", GRADIO_TEMP_DIR=str(workdir / "gradio"),
+               ALEXNET_IMAGENET_URL=UNREACHABLE)   # tests never download: choosing ImageNet must fail clearly
     cmd = [sys.executable, str(ROOT / "app" / "main.py"), "--port", str(port), "--device", "cpu", *args]
     if data is not None:
         cmd += ["--data", str(data)]

@@ -49,7 +49,8 @@ def image_folder(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory):
-    """One real server for the session: untrained paper model, a small synthetic flower-like folder."""
+    """One real server for the session: a fresh cache (so the shipped flowers model is the default),
+    no reachable ImageNet download, a small synthetic flower-like folder."""
     from app_server import start_server, stop_server
     work = tmp_path_factory.mktemp("server")
     data = make_image_folder(work / "data", classes=("daisy", "roses", "tulips"), per_class=8, size=96)

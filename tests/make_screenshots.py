@@ -52,6 +52,14 @@ def default_data(work: Path, per_class: int) -> Path:
 
 
 def default_image() -> Path:
+    """A rose the shipped flowers model never trained on (its sidecar lists the held-out files), else an example."""
+    import json
+    from alexnet.compact import SHIPPED
+    if FLOWERS.is_dir() and SHIPPED.with_suffix(".json").is_file():
+        held_out = json.loads(SHIPPED.with_suffix(".json").read_text()).get("held_out_files", [])
+        roses = [f for f in held_out if f.startswith("roses/")]
+        if roses:
+            return FLOWERS / roses[0]
     from app.examples import example_images
     found = example_images()
     if found:
@@ -110,7 +118,7 @@ def shoot(url: str, image: Path, out: Path, width: int, timeout_s: float) -> lis
         save(page, "classify")
 
         tab(page, "Filters")
-        page.get_by_role("button", name="Show conv1 filters").click()
+        expect(page.locator("#bvlc-grid img")).to_be_visible()
         expect(page.locator("#filters-summary")).to_contain_text("group 0")
         expect(page.locator("#filter-grid img")).to_be_visible()
         page.get_by_role("button", name="Show this filter on my image").click()
@@ -143,7 +151,7 @@ def main(argv=None) -> None:
     ap.add_argument("--per-class", type=int, default=40,
                     help="photos per class sampled from the shared flowers (0 = the whole set; default 40)")
     ap.add_argument("--image", default=None, help="photo to upload (default: the app's first example)")
-    ap.add_argument("--weights", default=None, help="passed to the app's --weights (default: untrained)")
+    ap.add_argument("--weights", default=None, help="passed to the app's --weights (default: the app's own default, the shipped flowers model)")
     ap.add_argument("--width", type=int, default=1280, help="browser width in px (default 1280)")
     ap.add_argument("--timeout", type=float, default=180, help="seconds to wait for each step (default 180)")
     args = ap.parse_args(argv)

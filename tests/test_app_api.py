@@ -1,7 +1,8 @@
 """The app's public API, called the way a script would: gradio_client against the real server.
 
-The session's `app_server` runs the untrained paper model (1000 ImageNet classes, random weights),
-so the tests check the *shape* of the answers (labels, confidences, pictures), not their content.
+The session's `app_server` starts with a fresh cache, so its default is the flowers model shipped
+in assets/; the untrained paper model (1000 ImageNet classes, random weights) is one key away.
+The tests check the *shape* of the answers (labels, confidences, pictures), not their content.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from gradio_client.exceptions import AppError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGENET_CLASSES = set((ROOT / "assets" / "imagenet_classes.txt").read_text().splitlines())
+FLOWER_CLASSES = {"daisy", "dandelion", "roses", "sunflowers", "tulips"}
 
 
 @pytest.fixture(scope="module")
@@ -42,19 +44,40 @@ def test_home_page_is_served(app_server):
     assert "AlexNet Explainer" in html
 
 
-def test_classify_returns_five_imagenet_labels(client, sample_jpeg):
-    out = client.predict(handle_file(str(sample_jpeg)), api_name="/classify")
+def _check_top5(out, allowed: set[str]) -> list[str]:
     assert isinstance(out, dict), out
     conf = out["confidences"]
     assert len(conf) == 5
     labels = [c["label"] for c in conf]
-    assert all(lbl in IMAGENET_CLASSES for lbl in labels), labels
+    assert all(lbl in allowed for lbl in labels), labels
     assert len(set(labels)) == 5
     probs = [c["confidence"] for c in conf]
     assert all(0.0 <= p <= 1.0 for p in probs)
     assert sum(probs) <= 1.0 + 1e-6
     assert probs == sorted(probs, reverse=True)
     assert out["label"] == labels[0]
+    return labels
+
+
+def test_classify_default_is_the_shipped_flowers_model(client, sample_jpeg):
+    out = client.predict(handle_file(str(sample_jpeg)), api_name="/classify")
+    assert set(_check_top5(out, FLOWER_CLASSES)) == FLOWER_CLASSES    # it knows five classes: all five are listed
+    assert sum(c["confidence"] for c in out["confidences"]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_classify_untrained_returns_five_imagenet_labels(client, sample_jpeg):
+    _check_top5(client.predict(handle_file(str(sample_jpeg)), "untrained", api_name="/classify"), IMAGENET_CLASSES)
+
+
+def test_imagenet_without_network_is_one_sentence(client, sample_jpeg):
+    """The test server's ImageNet URL is unreachable (tests never use the network)."""
+    for api, args in (("/classify", ()), ("/explain", ("saliency",))):
+        with pytest.raises(AppError) as e:
+            client.predict(handle_file(str(sample_jpeg)), *args, "imagenet", api_name=api)
+        msg = str(e.value)
+        assert "Could not download torchvision's ImageNet weights (no network?" in msg, msg
+        assert "Pick the flowers model, or start with --weights FILE." in msg
+        assert "Something went wrong" not in msg
 
 
 @pytest.mark.parametrize("method", ["saliency", "gradcam"])

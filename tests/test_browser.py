@@ -102,9 +102,10 @@ def test_classify_upload_shows_top5_and_maps(page, photo, shots):
     # five confidence rows under the big label
     rows = page.locator("#top5").get_by_text(re.compile(r"^\s*\d+(\.\d+)?%\s*$"))
     expect(rows).to_have_count(5)
-    # the untrained model is announced, in the banner and beside the top-5
-    expect(page.locator("#classify-notice")).to_contain_text("untrained")
-    expect(page.locator("#banner")).to_contain_text("untrained")
+    # a fresh cache opens on the shipped flowers model, which says what it can name
+    expect(page.locator("#banner")).to_contain_text("flowers AlexNet")
+    expect(page.locator("#banner")).to_contain_text("daisy, dandelion, roses, sunflowers, tulips")
+    expect(page.locator("#classify-notice")).to_contain_text("Knows only 5 classes")
     assert_picture(page.locator("#attribution img"), "the saliency map")
     assert_picture(page.locator("#gradcam img"), "the Grad-CAM map")
     save_shot(page, shots, "classify")
@@ -122,13 +123,19 @@ def test_switching_method_updates_attribution(page, shots):
 
 
 # ------------------------------------------------------------------ Filters
-def test_filters_tab_shows_grid_and_groups(page, shots):
+def test_filters_tab_shows_bvlc_and_current_conv1_without_a_click(page, shots):
     open_tab(page, "Filters")
-    page.get_by_role("button", name="Show conv1 filters").click()
+    assert page.get_by_role("button", name="Show conv1 filters").count() == 0
+    bvlc = page.locator("#bvlc-summary")       # the paper's Figure 3 from the real 2012 weights
+    expect(bvlc).to_contain_text("BVLC ImageNet")
+    expect(bvlc).to_contain_text("colour-agnostic")
+    expect(bvlc).to_contain_text("colour-specific")
+    expect(bvlc).to_contain_text("AUC")
+    assert_picture(page.locator("#bvlc-grid img"), "the BVLC conv1 grid")
     summary = page.locator("#filters-summary")
     expect(summary).to_contain_text("group 0", timeout=QUICK)
     expect(summary).to_contain_text("group 1")   # the paper model has two towers
-    expect(summary).to_contain_text("untrained")
+    assert "untrained" not in summary.inner_text()
     assert_picture(page.locator("#filter-grid img"), "the conv1 filter grid")
     save_shot(page, shots, "filters")
 
@@ -183,7 +190,7 @@ def test_retrain_start_then_cancel(page, shots):
     expect(status).to_contain_text("No training run yet")
     page.get_by_label("Use at most N images (0 = all)").fill("24")
     page.get_by_label("Epochs").fill("1")
-    # fine-tuning the untrained model is refused by the app: train the paper model from scratch
+    # a short run of the paper model from scratch (fine-tuning is tested in test_train.py)
     page.get_by_label("From scratch (paper model)").check()
     page.get_by_role("button", name="Start training").click()
     expect(status).to_contain_text(re.compile(r"Training:|Done in"), timeout=QUICK)
@@ -217,7 +224,30 @@ def test_retrain_tiny_run_to_the_end(page, shots):
     page.keyboard.press("Escape")
 
 
+def choose_model(page, text: str) -> None:
+    """Type into the model dropdown to filter it to one option, then take it with Enter."""
+    box = page.locator("#model-key input")
+    box.click()
+    box.press("Control+a")
+    box.press_sequentially(text, delay=20)
+    option = page.get_by_role("option", name=re.compile(re.escape(text)))
+    expect(option).to_have_count(1)
+    option.click()
+    expect(box).to_have_value(re.compile(re.escape(text)))
+
+
+def test_imagenet_offline_says_why_in_the_page(page):
+    """The test server cannot reach the ImageNet URL: choosing it must say so, not 'something went wrong'."""
+    choose_model(page, "torchvision ImageNet")
+    expect(page.get_by_text(re.compile(r"Could not download torchvision's ImageNet weights \(no network\?")).first
+           ).to_be_visible(timeout=QUICK)
+    expect(page.locator("#banner")).to_contain_text("Pick the flowers model, or start with --weights FILE.")
+    assert "Something went wrong" not in page.content()
+
+
 def test_untrained_banner_button_leads_to_retrain(page):
+    choose_model(page, "untrained paper model")
+    expect(page.locator("#banner")).to_contain_text("untrained", timeout=QUICK)
     open_tab(page, "About")
     page.get_by_role("button", name=re.compile(r"Train this untrained model")).click()
     expect(page.locator("#train-status")).to_be_visible(timeout=QUICK)
