@@ -135,9 +135,13 @@ def main(argv=None) -> dict:
         result["speed"] = speed_levers(decoded.images, args.steps)
     if args.accuracy:
         scratch = RESULTS / "train_scratch.json"
-        base = json.loads(scratch.read_text())["b"].get("short") if scratch.exists() else None
+        bench = json.loads(scratch.read_text()) if scratch.exists() else {}
+        base = bench.get("b", {}).get("short")
         epochs = args.epochs or (base["epochs"] if base else 8)
-        result["accuracy"] = accuracy_levers(root, epochs, base if base and base["epochs"] == epochs else None)
+        # Reuse that run as the baseline only if it trained what these runs train: all images, fully from scratch.
+        same = (base is not None and base["epochs"] == epochs and bench.get("images") == len(D.list_images(root)[0])
+                and bench.get("recipe", {}).get("init_conv1") == "none" and Path(bench.get("data", "")) == root)
+        result["accuracy"] = accuracy_levers(root, epochs, base if same else None)
     W.atomic_write_text(out, json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
     return result
