@@ -32,7 +32,7 @@ from alexnet import data as D
 from alexnet import weights as W
 from alexnet.model import AlexNet, from_spec
 
-COMPACT_FORMAT = "alexnet-explainer/compact-svd/1"
+COMPACT_FORMAT = W.COMPACT_FORMAT
 FACTORED = ("fc6", "fc7")
 SHIPPED = W.ASSETS / "flowers_alexnet.safetensors"
 BUDGET_BYTES = 12_000_000                      # weights + sidecar, the repository's limit for a shipped model

@@ -34,6 +34,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN = (123 / 255, 117 / 255, 104 / 255)
 CAFFE_STD = (1 / 255, 1 / 255, 1 / 255)
 FORMAT = "alexnet-explainer/1"
+COMPACT_FORMAT = "alexnet-explainer/compact-svd/1"   # the shipped model's layout (alexnet.compact)
 
 
 class WeightsError(ValueError):
@@ -145,7 +146,7 @@ def read_meta(path) -> dict:
 def load_checkpoint(path, device: str | torch.device = "cpu") -> tuple[AlexNet, dict]:
     """Rebuild the model its metadata describes and load its weights (no pickle involved)."""
     meta = read_meta(path)
-    if meta.get("format") == "alexnet-explainer/compact-svd/1":   # fc6/fc7 as SVD factors (alexnet.compact)
+    if meta.get("format") == COMPACT_FORMAT:            # fc6/fc7 as SVD factors (alexnet.compact)
         from alexnet.compact import load_compact
         model, meta = load_compact(_with(_stem(path), ".safetensors"))
         return model.to(device), meta

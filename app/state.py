@@ -56,8 +56,7 @@ class Loaded:
         if not self.trained:
             return UNTRAINED_NOTICE
         if self.partial:
-            return PARTIAL_NOTICE.format(loaded=", ".join(self.partial["loaded"]) or "no layer",
-                                         missing=", ".join(self.partial["missing"]))
+            return partial_notice(self.partial)
         return ""
 
     @property
@@ -82,6 +81,11 @@ class Loaded:
         img = images.open_image(upload)
         x = images.preprocess(img, self.meta["input_size"], self.meta["mean"], self.meta["std"])
         return D.to_input(x, next(self.model.parameters()).device), img
+
+
+def partial_notice(report: dict) -> str:
+    """PARTIAL_NOTICE for a load report (alexnet.weights.load_caffe's `loaded` / `missing` layers)."""
+    return PARTIAL_NOTICE.format(loaded=", ".join(report["loaded"]) or "no layer", missing=", ".join(report["missing"]))
 
 
 def knows_line(classes: list[str]) -> str:
@@ -210,8 +214,7 @@ class Registry:
             msg += f" Held-out accuracy {acc:.1%}."
         report = meta.get("load_report") or {}
         if report.get("partial"):
-            msg += "\n\n" + PARTIAL_NOTICE.format(loaded=", ".join(report["loaded"]) or "no layer",
-                                                  missing=", ".join(report["missing"]))
+            msg += "\n\n" + partial_notice(report)
         return msg
 
     # -------------------------------------------------------------- loading
