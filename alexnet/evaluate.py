@@ -19,43 +19,24 @@ from torch import nn
 from alexnet import data as D
 from alexnet import device as dev_
 from alexnet import weights as W
+from alexnet.features import dataset_pass
+from alexnet.images import ten_crop  # noqa: F401  (re-exported: evaluate's 10-crop is alexnet.images')
 
 
-def ten_crop(images: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, C, H, W) -> (10, B, C, size, size): top-left, top-right, bottom-left, bottom-right,
-    centre, then the same five mirrored left-right (crop k + 5 is crop k flipped)."""
-    h, w = images.shape[-2:]
-    if size > h or size > w:
-        raise ValueError(f"cannot take {size}x{size} crops from {h}x{w} images")
-    top, left = (h - size) // 2, (w - size) // 2
-    corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), (top, left)]
-    five = torch.stack([images[..., y:y + size, x:x + size] for y, x in corners])  # (5, B, C, size, size)
-    return torch.cat([five, five.flip(-1)])                                         # (10, B, C, size, size)
-
-
-@torch.no_grad()
 def predict(model: nn.Module, meta: dict, images: torch.Tensor, use_ten_crop: bool = False, batch_size: int = 64,
             device=None) -> torch.Tensor:
-    """Softmax probabilities (N, K) for uint8 images (N, 3, S, S), S >= the model's input size."""
+    """Softmax probabilities (N, K) for uint8 images (N, 3, S, S), S >= the model's input size;
+    with `use_ten_crop` the softmax averaged over the ten views."""
+    if len(images) == 0:
+        return torch.zeros((0, len(meta["classes"])))
     device = dev_.pick(device or "auto")
-    model = dev_.prepare(model, device).eval()
+    model = dev_.prepare(model, device)
     size = int(meta.get("input_size") or model.spec.input_size)
-    mean, std = meta["mean"], meta["std"]
-    probs = []
-    for i in range(0, len(images), batch_size):
-        u = images[i:i + batch_size].to(device)
-        if use_ten_crop:
-            crops = ten_crop(u, size)                                  # (10, B, 3, size, size)
-            x = crops.reshape(-1, *crops.shape[2:])                    # (10*B, 3, size, size)
-        else:
-            x = D.center_crop(u, size)                                 # (B, 3, size, size)
-        with dev_.autocast(device):
-            logits = model(dev_.to_input(D.normalize(x, mean, std), device)).float()
-        p = logits.softmax(-1)
-        if use_ten_crop:
-            p = p.view(10, len(u), -1).mean(0)                         # (10*B, K) -> (B, K)
-        probs.append(p.cpu())
-    return torch.cat(probs) if probs else torch.zeros((0, len(meta["classes"])))
+    views = ("ten",) if use_ten_crop else ("centre",)
+    out = dataset_pass(model, images, size, meta["mean"], meta["std"],
+                       record=lambda m, x: {"p": m(x).float().softmax(-1)}, views=views, batch_size=batch_size)
+    p = torch.from_numpy(out["p"])                                     # (N, K) or (N, 10, K)
+    return p.mean(1) if use_ten_crop else p
 
 
 def evaluate(model: nn.Module, meta: dict, decoded_or_images, labels=None, ten_crop: bool = False,

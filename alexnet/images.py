@@ -169,6 +169,18 @@ def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     return x[..., top:top + size, left:left + size]
 
 
+def ten_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, C, H, W) -> (10, B, C, size, size): the paper's 10-crop test (section 4.1) - top-left,
+    top-right, bottom-left, bottom-right, centre, then the same five mirrored (crop k + 5 is crop k flipped)."""
+    h, w = images.shape[-2:]
+    if size > h or size > w:
+        raise ValueError(f"cannot take {size}x{size} crops from {h}x{w} images")
+    top, left = (h - size) // 2, (w - size) // 2
+    corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), (top, left)]
+    five = torch.stack([images[..., y:y + size, x:x + size] for y, x in corners])  # (5, B, C, size, size)
+    return torch.cat([five, five.flip(-1)])                                         # (10, B, C, size, size)
+
+
 def preprocess(source, input_size: int, mean, std) -> torch.Tensor:
     """Anything `open_image` takes -> the (1, 3, S, S) normalised batch the model's sidecar asks for."""
     img = source if isinstance(source, Image.Image) and source.mode == "RGB" else open_image(source)

@@ -83,6 +83,30 @@ class Spec:
         return _ARCH[self.arch]["input_size"]
 
 
+class Dropout(nn.Dropout):
+    """nn.Dropout whose masks may come from a generator the trainer owns instead of torch's global one.
+
+    With `generator` set (alexnet.train does, per epoch), a run is reproducible from its seed
+    and never touches the process-wide RNG that concurrent requests share. Unset, it is
+    exactly nn.Dropout. It holds no tensors, so state dicts are unchanged.
+    """
+
+    generator: torch.Generator | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0 or self.generator is None:
+            return super().forward(x)
+        keep = torch.rand(x.shape, generator=self.generator, device=x.device) >= self.p   # (B, D) bool
+        return x * keep / (1.0 - self.p)
+
+
+def use_generator(model: nn.Module, generator: torch.Generator | None) -> None:
+    """Draw every dropout mask of `model` from `generator` (None: back to torch's global RNG)."""
+    for m in model.modules():
+        if isinstance(m, Dropout):
+            m.generator = generator
+
+
 class AlexNet(nn.Module):
     """`features` / `avgpool` / `classifier` as in torchvision, so its weights load by key.
 
@@ -120,7 +144,7 @@ class AlexNet(nn.Module):
         cls: list[nn.Module] = []
         for name, (n_in, n_out) in zip(FC_LAYERS, ((in_ch * POOL_OUT * POOL_OUT, fc), (fc, fc), (fc, spec.num_classes))):
             if name != "fc8":
-                cls.append(nn.Dropout(spec.dropout))
+                cls.append(Dropout(spec.dropout))
             self._params[name] = ("classifier", len(cls))
             cls.append(nn.Linear(n_in, n_out))
             if name != "fc8":

@@ -111,6 +111,12 @@ def _fmt_shape(s) -> str:
     return "x".join(str(v) for v in s)
 
 
+def totals(rows: list[dict]) -> dict:
+    """Parameters, multiply-adds and neurons (conv and fc outputs; pools hold no new units) of a layer table."""
+    return dict(params=sum(r["params"] for r in rows), macs=sum(r["macs"] for r in rows),
+                neurons=sum(r["neurons"] for r in rows if not r["layer"].startswith("pool")))
+
+
 def to_markdown(rows: list[dict]) -> str:
     head = "| layer | ops | in | out | k/s/p/g | formula | weights | biases | MACs | neurons | RF | jump |"
     lines = [head, "|" + "---|" * 12]
@@ -120,13 +126,11 @@ def to_markdown(rows: list[dict]) -> str:
             f"| {r['layer']} | {r['ops']} | {_fmt_shape(r['in_shape'])} | {_fmt_shape(r['out_shape'])} | {ksp} | "
             f"{r['formula'] or ''} | {r['weights']:,} | {r['biases']:,} | {r['macs']:,} | {r['neurons']:,} | "
             f"{r['receptive_field']} | {r['jump'] or ''} |")
-    total = sum(r["params"] for r in rows)
-    macs = sum(r["macs"] for r in rows)
-    neurons = sum(r["neurons"] for r in rows if not r["layer"].startswith("pool"))
+    t = totals(rows)
     lines.append("")
-    lines.append(f"Neurons (conv + fc outputs): {neurons:,}; MACs per image: {macs:,}")
+    lines.append(f"Neurons (conv + fc outputs): {t['neurons']:,}; MACs per image: {t['macs']:,}")
     lines.append("")
-    lines.append(f"Total parameters: {total:,}")
+    lines.append(f"Total parameters: {t['params']:,}")
     return "\n".join(lines)
 
 

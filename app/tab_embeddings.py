@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 
 import gradio as gr
 import torch
 
 from alexnet.data import decode_folder, find_data_dir
+from alexnet.lru import LRU
 from app.ui import Page, friendly
-from viz.embedding import MapCache, feature_key, fc7_features, model_hash, neighbour_gallery, neighbours, place, scatter
+from viz.embedding import MapCache, fc7_features, fc7_key, neighbour_gallery, neighbours, place, scatter
 
 
 class Embedder:
@@ -19,7 +19,7 @@ class Embedder:
         self.data = data
         self.maps = MapCache(maxsize=2)
         self._decoded = None
-        self._features: OrderedDict[str, object] = OrderedDict()
+        self._features: LRU = LRU(maxsize=2)
         self._lock = threading.Lock()
 
     def dataset(self, progress):
@@ -33,15 +33,12 @@ class Embedder:
     def features(self, loaded, progress):
         d = self.dataset(progress)
         m = loaded.meta
-        key = feature_key(model_hash(loaded.model), d.key or str(len(d.paths)), m["mean"], m["std"], m["input_size"])
-        with self._lock, loaded.lock:
-            if key not in self._features:
-                self._features[key] = fc7_features(
-                    loaded.model, d.images, m["mean"], m["std"], m["input_size"], cache_key=key,
-                    progress=lambda done, t: progress(0.4 + 0.4 * done / max(t, 1), desc=f"fc7 features {done}/{t}"))
-                while len(self._features) > 2:
-                    self._features.popitem(last=False)
-            return key, self._features[key], d
+        key = fc7_key(loaded.model, d.key or str(len(d.paths)), m["mean"], m["std"], m["input_size"])
+        with loaded.lock:
+            feats = self._features.get_or_make(key, lambda: fc7_features(
+                loaded.model, d.images, m["mean"], m["std"], m["input_size"], cache_key=key,
+                progress=lambda done, t: progress(0.4 + 0.4 * done / max(t, 1), desc=f"fc7 features {done}/{t}")))
+        return key, feats, d
 
 
 def build(page: Page) -> None:

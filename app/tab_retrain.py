@@ -16,7 +16,7 @@ import torch
 from alexnet.data import decode_folder, find_data_dir, list_images
 from alexnet.estimate import estimate
 from alexnet.evaluate import evaluate, split_indices
-from alexnet.train import TrainConfig, train
+from alexnet.train import Phase, Progress, TrainConfig, train
 from app.state import UNTRAINED
 from app.ui import Page, friendly
 from viz.attribution import overlay_image, panel
@@ -36,7 +36,7 @@ class Trainer:
         self.points: list[dict] = []     # step-level reports
         self.epochs: list[dict] = []     # end-of-epoch reports
         self._val: dict = {}             # epoch -> its validation point
-        self.last: dict = {}
+        self.last: Progress | None = None
         self.result = None
         self.error: str | None = None
         self.config: TrainConfig | None = None
@@ -54,20 +54,20 @@ class Trainer:
                 raise gr.Error(f"A training run is already in progress ({self.status_line()}). "
                                "Wait for it to finish or cancel it first.")
             self.cancel = threading.Event()
-            self.points, self.epochs, self.last, self._val = [], [], {}, {}
+            self.points, self.epochs, self.last, self._val = [], [], None, {}
             self.result, self.error, self.config, self.before = None, None, cfg, before
             self.started, self.finished = time.time(), 0.0
             self._thread = threading.Thread(target=self._run, args=(cfg,), daemon=True, name="alexnet-train")
             self._thread.start()
 
-    def _progress(self, p: dict) -> None:
-        self.last = dict(p)
-        if p.get("phase") == "train" and p.get("loss") is not None:
-            self.points.append(dict(step=p["step"], loss=p["loss"], acc=p.get("acc") or 0.0))
-        if p.get("phase") == "val" and p.get("val_acc") is not None:
+    def _progress(self, p: Progress) -> None:
+        self.last = p
+        if p.phase is Phase.TRAIN and p.loss is not None:
+            self.points.append(dict(step=p.step, loss=p.loss, acc=p.acc or 0.0))
+        if p.phase is Phase.VAL and p.val_acc is not None:
             # the engine reports 'val' before validating (val_acc still the last epoch's) and after it:
             # keyed by epoch, the later, fresh value wins
-            self._val[p.get("epoch")] = dict(step=p["step"], val_acc=p["val_acc"], epoch=p.get("epoch"))
+            self._val[p.epoch] = dict(step=p.step, val_acc=p.val_acc, epoch=p.epoch)
             self.epochs = list(self._val.values())
 
     def _run(self, cfg: TrainConfig) -> None:
@@ -82,21 +82,19 @@ class Trainer:
 
     def status_line(self) -> str:
         p = self.last
-        if not p:
+        if p is None:
             return "starting" if self.running else "idle"
-        phase = p.get("phase", "")
-        if phase in ("decode", "features"):
-            return f"{phase}: {p.get('step', 0)}/{p.get('steps', '?')} images"
-        eta = p.get("eta_s")
-        parts = [f"epoch {p.get('epoch', '?')}/{p.get('epochs', '?')}", f"step {p.get('step', 0)}/{p.get('steps', '?')}"]
-        if p.get("loss") is not None:
-            parts.append(f"loss {p['loss']:.3f}")
-        if p.get("val_acc") is not None:
-            parts.append(f"val acc {p['val_acc']:.1%}")
-        if p.get("img_per_s"):
-            parts.append(f"{p['img_per_s']:.0f} img/s")
-        if eta is not None:
-            parts.append(f"ETA {eta:.0f} s")
+        if p.phase in (Phase.DECODE, Phase.FEATURES):
+            return f"{p.phase}: {p.step}/{p.steps or '?'} images"
+        parts = [f"epoch {p.epoch}/{p.epochs}", f"step {p.step}/{p.steps or '?'}"]
+        if p.loss is not None:
+            parts.append(f"loss {p.loss:.3f}")
+        if p.val_acc is not None:
+            parts.append(f"val acc {p.val_acc:.1%}")
+        if p.img_per_s:
+            parts.append(f"{p.img_per_s:.0f} img/s")
+        if p.eta_s is not None:
+            parts.append(f"ETA {p.eta_s:.0f} s")
         return ", ".join(parts)
 
 

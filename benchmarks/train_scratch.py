@@ -54,11 +54,11 @@ def engine_curve(cfg: TrainConfig, decoded: D.Decoded) -> dict:
     def progress(s):
         # In phase 'val' the engine reports twice per epoch: before validating (val_acc still the
         # previous epoch's) and after; keyed by epoch, the second report overwrites the first.
-        if s["phase"] == "val" and s["val_acc"] is not None:
-            if points and points[-1]["epoch"] == s["epoch"]:
+        if s.phase == "val" and s.val_acc is not None:
+            if points and points[-1]["epoch"] == s.epoch:
                 points.pop()
-            points.append(dict(epoch=s["epoch"], val_acc=round(s["val_acc"], 4), wall_s=round(time.perf_counter() - t0, 2),
-                               size=s.get("size")))
+            points.append(dict(epoch=s.epoch, val_acc=round(s.val_acc, 4), wall_s=round(time.perf_counter() - t0, 2),
+                               size=s.size))
 
     r = train(cfg, progress=progress)
     for p in points:

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from alexnet import features as F  # noqa: E402
 from alexnet import weights  # noqa: E402
 from alexnet.data import decode_folder, find_data_dir  # noqa: E402
 from alexnet.model import build  # noqa: E402
@@ -61,7 +62,7 @@ def main(argv=None) -> dict:
     data_dir = find_data_dir(args.data)
     decoded, decode_s = timed(lambda: decode_folder(data_dir))
     model, mean, std, size, model_name = load_model(args.weights, args.width)
-    key = E.feature_key(E.model_hash(model), decoded.key or E.data_hash(decoded.paths), mean, std, size)
+    key = E.fc7_key(model, decoded.key or F.data_hash(decoded.paths), mean, std, size)
     cached = (E.cache_dir() / E.FEATURES_DIR / f"{key}.npz").exists()
     feats, features_s = timed(lambda: E.fc7_features(model, decoded.images, mean, std, size, cache_key=key))
     labels = decoded.labels.numpy()

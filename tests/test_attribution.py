@@ -175,3 +175,36 @@ def test_spearman_handles_ties_like_scipy():
     b = a + rng.normal(size=a.shape)
     assert spearman(a, b) == pytest.approx(stats.spearmanr(a.ravel(), b.ravel()).statistic)
     assert spearman(a, np.zeros_like(a)) == 0.0
+
+
+def test_smoothgrad_depends_on_its_seed_and_not_on_other_threads_random_draws():
+    """Two concurrent SmoothGrad requests with one seed give identical maps while another thread
+    reseeds and draws from torch's global RNG (what a training thread used to do)."""
+    import threading
+    model = build("paper", 3, width=0.125, generator=torch.Generator().manual_seed(1)).eval()
+    x = known_image(3)
+    smooth = METHODS["smoothgrad"]
+    ref = smooth(model, x, 1, samples=4, seed=7).numpy()
+    assert not np.allclose(ref, smooth(model, x, 1, samples=4, seed=8).numpy())   # the noise matters
+    stop, maps = threading.Event(), [None, None]
+
+    def noisy_neighbour():
+        i = 0
+        while not stop.is_set():
+            torch.manual_seed(i)
+            torch.randn(10_000)
+            i += 1
+
+    def request(k):
+        maps[k] = smooth(model, x, 1, samples=4, seed=7).numpy()
+    other = threading.Thread(target=noisy_neighbour)
+    other.start()
+    try:
+        threads = [threading.Thread(target=request, args=(k,)) for k in range(2)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+    finally:
+        stop.set()
+        other.join()
+    np.testing.assert_array_equal(maps[0], ref)
+    np.testing.assert_array_equal(maps[1], ref)

@@ -11,7 +11,9 @@ import torch
 from PIL import Image
 from torch import nn
 
+from alexnet import features as F
 from alexnet.images import center_crop, normalize
+from alexnet.weights import cache_dir
 from alexnet.model import build
 from viz import embedding as E
 
@@ -77,10 +79,10 @@ def test_disk_cache_skips_the_model_and_follows_its_weights():
     assert c.calls == 0
     np.testing.assert_array_equal(first, again)
 
-    h = E.model_hash(model)
+    h = F.model_hash(model)
     with torch.no_grad():
         model.param_layer("fc7").weight.mul_(1.5)
-    assert E.model_hash(model) != h
+    assert F.model_hash(model) != h
     with ForwardCounter(model) as c:
         changed = E.fc7_features(model, imgs, MEAN, STD, SIZE)
     assert c.calls > 0
@@ -89,23 +91,24 @@ def test_disk_cache_skips_the_model_and_follows_its_weights():
 
 def test_keys_and_bounded_cache(tmp_path):
     imgs = random_images(4)
-    assert E.data_hash(imgs) == E.data_hash(imgs.clone())
+    assert F.data_hash(imgs) == F.data_hash(imgs.clone())
     flipped = imgs.clone()
     flipped[0, 0, 0, 0] ^= 1
-    assert E.data_hash(flipped) != E.data_hash(imgs)
+    assert F.data_hash(flipped) != F.data_hash(imgs)
     paths = []
     for i in range(2):
         p = tmp_path / f"{i}.jpg"
         p.write_bytes(b"x" * (i + 1))
         paths.append(p)
-    assert E.data_hash(paths) != E.data_hash(paths[::-1])      # order is the rows' order
-    assert E.model_hash(paths[0]) != E.model_hash(paths[1])     # a checkpoint path: its sha256
-    assert E.feature_key("m", "d", MEAN, STD, 99) != E.feature_key("m", "d", MEAN, STD, 100)
+    assert F.data_hash(paths) != F.data_hash(paths[::-1])      # order is the rows' order
+    assert F.model_hash(paths[0]) != F.model_hash(paths[1])     # a checkpoint path: its sha256
+    assert F.store_key("fc7", "m", "d", MEAN, STD, 99) != F.store_key("fc7", "m", "d", MEAN, STD, 100)
+    assert F.store_key("fc7", "m", "d", MEAN, STD, 99) != F.store_key("fc7", "m", "d", MEAN, STD, 99, ("centre", "mirror"))
 
     model = tiny()
     for seed in range(3):
         E.fc7_features(model, random_images(2, seed=seed), MEAN, STD, SIZE, keep=2)
-    assert len(list((E.cache_dir() / E.FEATURES_DIR).glob("*.npz"))) == 2
+    assert len(list((cache_dir() / F.FEATURES_DIR).glob("*.safetensors"))) == 2
 
 
 # ---------------------------------------------------------------- the map

@@ -54,24 +54,24 @@ def test_two_epochs_lower_the_loss_and_write_a_loadable_checkpoint(baseline):
     x = torch.randn(2, 3, 67, 67)
     assert model(x).shape == (2, 3)
     # Progress reports: every step, with the fields the app shows.
-    steps = [s for s in seen if s["phase"] == "train" and s["loss"] is not None]
-    assert {s["step"] for s in steps} == set(range(1, 17))
-    assert all(s["steps"] == 16 and s["epochs"] == 2 and s["img_per_s"] > 0 and s["eta_s"] >= 0 for s in steps)
-    assert seen[-1]["phase"] == "done" and seen[-1]["val_acc"] == h[1]["val_acc"]
+    steps = [s for s in seen if s.phase == "train" and s.loss is not None]
+    assert {s.step for s in steps} == set(range(1, 17))
+    assert all(s.steps == 16 and s.epochs == 2 and s.img_per_s > 0 and s.eta_s >= 0 for s in steps)
+    assert seen[-1].phase == "done" and seen[-1].val_acc == h[1]["val_acc"]
 
 
 def test_resume_continues_the_step_count_and_repeats_the_same_run(folder, baseline, tmp_path):
     out = str(tmp_path / "run")
     step = [0]                          # interrupted (Ctrl-C, the app's Stop) as epoch 2 begins
     first = train(TrainConfig(data=str(folder), out=out, **TINY),
-                  progress=lambda s: step.__setitem__(0, s["step"]), cancel=lambda: step[0] >= STEPS_PER_EPOCH)
+                  progress=lambda s: step.__setitem__(0, s.step), cancel=lambda: step[0] >= STEPS_PER_EPOCH)
     assert first.cancelled and first.meta["train_state"]["step"] == STEPS_PER_EPOCH
     with pytest.raises(ConfigError, match="--resume"):
         train(TrainConfig(data=str(folder), out=out, **TINY))           # no silent overwrite
     seen = []
     resumed = train(TrainConfig(data=str(folder), out=out, resume=True, **TINY), progress=seen.append)
     assert [r["step"] for r in resumed.history] == [STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH]
-    assert min(s["step"] for s in seen if s["phase"] == "train" and s["loss"] is not None) == STEPS_PER_EPOCH + 1
+    assert min(s.step for s in seen if s.phase == "train" and s.loss is not None) == STEPS_PER_EPOCH + 1
     # Order, crops and dropout depend only on (seed, epoch): resuming reproduces the uninterrupted run.
     a, b = _weights(baseline[0].checkpoint), _weights(resumed.checkpoint)
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
@@ -96,7 +96,7 @@ def test_cancel_mid_epoch_leaves_the_previous_checkpoint_intact(folder, tmp_path
 
     stop = threading.Event()            # the app's way: an Event set from another thread (here, a progress callback)
     result = train(TrainConfig(data=str(folder), out=str(tmp_path / "other"), **TINY),
-                   progress=lambda s: stop.set() if s["phase"] == "train" and s["step"] == 3 else None, cancel=stop)
+                   progress=lambda s: stop.set() if s.phase == "train" and s.step == 3 else None, cancel=stop)
     assert result.cancelled and result.checkpoint is None and not list(tmp_path.glob("other*"))
 
 
@@ -113,7 +113,7 @@ def test_finetune_on_cached_features_replaces_fc8_and_keeps_frozen_layers(folder
     cfg = TrainConfig(data=str(folder), mode="finetune", weights=str(path), input_size=67, image_size=80, epochs=2,
                       batch_size=4, recipe="modern", lr=3e-3, device="cpu", out=str(tmp_path / "ft"))
     phases = []
-    result = train(cfg, progress=lambda s: phases.append(s["phase"]))
+    result = train(cfg, progress=lambda s: phases.append(s.phase))
     model, meta = W.load_checkpoint(result.checkpoint)
     assert meta["path"] == "features" and not meta["features_cached"] and "features" in phases
     assert meta["mean"] == [0.4, 0.5, 0.6] and meta["std"] == [0.2, 0.25, 0.3] and meta["classes"] == ["a", "b", "c"]
@@ -181,7 +181,7 @@ def test_cancel_while_decoding_stops_before_any_work_is_saved(tmp_path):
     root = make_image_folder(tmp_path / "fresh", per_class=6, size=80)
     phases = []
     result = train(TrainConfig(data=str(root), out=str(tmp_path / "run"), **TINY),
-                   progress=lambda s: phases.append((s["phase"], s["step"])), cancel=lambda: True)
+                   progress=lambda s: phases.append((s.phase, s.step)), cancel=lambda: True)
     assert result.cancelled and result.checkpoint is None and result.history == []
     assert phases[0] == ("decode", 1) and phases[-1][0] == "done" and "train" not in {p for p, _ in phases}
     assert not list(tmp_path.glob("run*")) and not list((cache_dir() / "decoded").glob("fresh-*"))

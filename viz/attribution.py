@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from captum.attr import GuidedBackprop, IntegratedGradients, LayerGradCam, NoiseTunnel, Occlusion, Saliency
+from captum.attr import GuidedBackprop, IntegratedGradients, LayerGradCam, Occlusion, Saliency
 from PIL import Image
 from torch import nn
 
@@ -72,14 +72,25 @@ def _integrated_gradients(model, x, target, steps: int = 32, internal_batch_size
     return _abs_max(attr)
 
 
-def _smoothgrad(model, x, target, samples: int = 16, noise: float = 0.15, batch_size: int | None = None):
+def _smoothgrad(model, x, target, samples: int = 16, noise: float = 0.15, batch_size: int | None = None,
+                seed: int = 0):
     """Saliency averaged over noisy copies (Smilkov et al. 2017); `noise` is the std as a fraction
-    of the input's value range (the paper's 10-20 %). Samples run as one batch by default."""
+    of the input's value range (the paper's 10-20 %). Samples run as one batch by default.
+
+    The noise comes from a generator seeded with `seed`, not torch's global RNG (Captum's
+    NoiseTunnel draws from that): the same image and seed give the same map, whatever other
+    requests or a training thread draw meanwhile.
+    """
     stdev = noise * float(x.max() - x.min())
-    attr = NoiseTunnel(Saliency(model)).attribute(
-        x, nt_type="smoothgrad", nt_samples=samples, nt_samples_batch_size=batch_size or samples,
-        stdevs=stdev, target=target, abs=True)
-    return _abs_max(attr)
+    gen = torch.Generator(device=x.device).manual_seed(seed)
+    batch_size = batch_size or samples
+    total = torch.zeros_like(x)                                                    # (1, 3, H, W)
+    for start in range(0, samples, batch_size):
+        n = min(batch_size, samples - start)
+        eps = torch.randn((n, *x.shape[1:]), generator=gen, device=x.device, dtype=x.dtype)  # (n, 3, H, W)
+        grads = Saliency(model).attribute(x + stdev * eps, target=target, abs=True)           # (n, 3, H, W)
+        total += grads.sum(0, keepdim=True)
+    return _abs_max(total / samples)
 
 
 def _guided_backprop(model, x, target):

@@ -6,8 +6,9 @@
     neighbours(feats, fc7_of_upload, k=6)                     # the paper's Figure 4, in cosine
     top_patches(model, images, mean, std, 227, unit=17)       # what one conv5 unit fires on
 
-A pass over a dataset costs minutes on a CPU, so its result is cached on disk under
-cache_dir()/features, keyed by the model's weights, the images and the preprocessing.
+A pass over a dataset costs minutes on a CPU, so it runs through `alexnet.features` (the one
+batched dataset pass) and its result is kept in that module's store, keyed by the model's
+weights, the images and the preprocessing.
 Fitted maps are cached in memory by a `MapCache` the caller owns (no module globals).
 
 UMAP runs on cosine geometry, the same one `neighbours` ranks by: rows are L2-normalised,
@@ -22,15 +23,9 @@ OpenBLAS's spinning threads made the PCA 3-9x slower than one thread.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import os
-import threading
 import time
 import warnings
-import zipfile
-from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,186 +34,41 @@ from PIL import Image
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from alexnet import device as D
-from alexnet.images import center_crop, normalize
+from alexnet import features as F
+from alexnet.images import center_crop
+from alexnet.lru import LRU
 from alexnet.model import LAYERS
 from alexnet.shapes import layer_table
-from alexnet.weights import atomic_write_bytes, cache_dir
 from viz.plots import figure_to_image, new_figure
 
-FEATURES_DIR = "features"     # under alexnet.weights.cache_dir()
-MAX_CACHE_FILES = 8           # feature files kept on disk; 3,667 x 4096 float32 is 60 MB each
 PCA_DIMS = 50                 # UMAP input: 80x fewer dims than fc7, 73% of flowers' fc7 variance
 # 200 epochs is what umap-learn itself uses above 10k points; its 500 below that cost 2.5x the layout time.
 UMAP_DEFAULTS = dict(n_neighbors=15, min_dist=0.1, n_epochs=200)
 MAX_MAP_POINTS = 20_000       # the exact distance matrix is N^2 float32: 1.6 GB at this size
-_CACHE_VERSION = 1            # bump when extraction changes, so stale files are not reused
 
 
-# ---------------------------------------------------------------- cache keys
-
-def model_hash(model: nn.Module | str | os.PathLike) -> str:
-    """A short key for a model's function: its spec plus a fingerprint of every tensor.
-
-    A checkpoint path is hashed byte for byte (sha256). A live model is fingerprinted
-    cheaply (~30 ms for 61M parameters): each tensor's name, shape, dtype, sum and a strided
-    sample of about 256 values, so any training step or reload changes it. (A float32 sum
-    may differ between machines; that costs a cache miss, never a wrong hit.)
-    """
-    if isinstance(model, (str, os.PathLike)):
-        h = hashlib.sha256()
-        with open(model, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()[:16]
-    h = hashlib.blake2b(digest_size=8)
-    spec = getattr(model, "spec", None)
-    h.update(repr(spec.to_dict() if spec is not None else type(model).__name__).encode())
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            flat = t.detach().flatten()
-            h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
-            if flat.numel() and flat.is_floating_point():
-                h.update(np.float32(flat.float().sum().item()).tobytes())
-            sample = flat[::max(1, flat.numel() // 256)].cpu()
-            h.update((sample.float() if sample.is_floating_point() else sample).numpy().tobytes())  # bf16: no numpy
-    return h.hexdigest()
-
-
-def data_hash(images_or_paths) -> str:
-    """A short key for a dataset: the bytes of a uint8 tensor/array, or paths with sizes and mtimes.
-
-    Pixels are hashed in full (~1 s for 720 MB); a path list is the cheap alternative when
-    the images came from files (`alexnet.data.Decoded.key` serves as well).
-    """
-    h = hashlib.blake2b(digest_size=8)
-    if isinstance(images_or_paths, (torch.Tensor, np.ndarray)):
-        a = images_or_paths.detach().cpu().numpy() if isinstance(images_or_paths, torch.Tensor) else images_or_paths
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.shape}{a.dtype}".encode())
-        h.update(memoryview(a).cast("B"))
-        return h.hexdigest()
-    for p in images_or_paths:
-        st = Path(p).stat() if Path(p).exists() else None
-        h.update(f"{p}|{st.st_size if st else -1}|{st.st_mtime_ns if st else -1}\n".encode())
-    return h.hexdigest()
-
-
-def feature_key(model_key: str, data_key: str, mean, std, input_size: int, layer: str = "fc7") -> str:
-    """The name of one cached dataset pass: model, data, preprocessing and what was recorded."""
-    prep = hashlib.blake2b(repr((tuple(map(float, mean)), tuple(map(float, std)), int(input_size),
-                                 _CACHE_VERSION)).encode(), digest_size=4).hexdigest()
-    return f"{layer}-{model_key}-{data_key}-{prep}"
-
-
-def _features_dir() -> Path:
-    d = cache_dir() / FEATURES_DIR
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-def _load_cached(key: str, n: int) -> dict[str, np.ndarray] | None:
-    """The arrays stored under `key`, or None if absent or unreadable (a cache is only a cache)."""
-    path = _features_dir() / f"{key}.npz"
-    if not path.exists():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        warnings.warn(f"ignoring the damaged feature cache {path.name} ({e}); computing again")
-        path.unlink(missing_ok=True)
-        return None
-    if any(len(a) != n for a in arrays.values()):
-        return None
-    os.utime(path)  # a hit counts as use: eviction below is least-recently-used by mtime
-    return arrays
-
-
-def _store_cached(key: str, arrays: dict[str, np.ndarray], keep: int) -> None:
-    """Write atomically, then delete the least recently used files beyond `keep`."""
-    d = _features_dir()
-
-    def write(tmp):
-        with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a bare path
-            np.savez(f, **arrays)
-    atomic_write_bytes(d / f"{key}.npz", write)
-    files = sorted(d.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in files[max(1, keep):]:
-        old.unlink(missing_ok=True)
-
-
-# ---------------------------------------------------------------- one pass over a dataset
-
-def _model_device(model: nn.Module, device) -> torch.device:
-    if device is not None:
-        device = D.pick(device)
-        model.to(device)
-        return device
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
-def _dataset_pass(model: nn.Module, images: torch.Tensor, mean, std, input_size: int, record,
-                  batch_size: int, device, progress) -> dict[str, np.ndarray]:
-    """Run every image once (eval mode, no autograd) and keep what `record(acts)` returns per batch.
-
-    The model's train/eval mode is restored afterwards, so a caller mid-training is unaffected.
-    """
-    if images.dim() != 4 or images.shape[1] != 3 or images.dtype != torch.uint8:
-        raise ValueError(f"images must be uint8 (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
-    if len(images) == 0:
-        raise ValueError("no images to run")
-    if min(images.shape[-2:]) < input_size:
-        raise ValueError(f"images are {images.shape[-2]}x{images.shape[-1]}, smaller than the model's "
-                         f"{input_size}x{input_size} input")
-    dev = _model_device(model, device)
-    was_training = model.training
-    model.eval()
-    n, parts = len(images), []
-    try:
-        with torch.inference_mode(), D.autocast(dev):
-            for start in range(0, n, batch_size):
-                batch = center_crop(images[start:start + batch_size], input_size)  # (B, 3, S, S) uint8
-                x = normalize(D.to_input(batch, dev), mean, std)                     # (B, 3, S, S) float
-                _, acts = model(x, return_activations=True)
-                parts.append({k: (v.float() if v.is_floating_point() else v).cpu().numpy()
-                              for k, v in record(acts).items()})
-                if progress is not None:
-                    progress(min(start + batch_size, n), n)
-    finally:
-        model.train(was_training)
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
-def _cached_pass(model, images, mean, std, input_size, record, layer, batch_size, device, cache_key,
-                 progress, cache, keep) -> dict[str, np.ndarray]:
-    if cache:
-        key = cache_key or feature_key(model_hash(model), data_hash(images), mean, std, input_size, layer)
-        found = _load_cached(key, len(images))
-        if found is not None:
-            if progress is not None:
-                progress(len(images), len(images))
-            return found
-    arrays = _dataset_pass(model, images, mean, std, input_size, record, batch_size, device, progress)
-    if cache:
-        _store_cached(key, arrays, keep)
-    return arrays
-
+# ---------------------------------------------------------------- fc7 of a dataset
 
 def fc7_features(model: nn.Module, images_uint8: torch.Tensor, mean, std, input_size: int, batch_size: int = 64,
                  device=None, cache_key: str | None = None, progress=None, cache: bool = True,
-                 keep: int = MAX_CACHE_FILES) -> np.ndarray:
+                 keep: int = F.MAX_CACHE_FILES) -> np.ndarray:
     """(N, 3, H, W) uint8 images -> (N, 4096*width) float32 fc7 activations (after ReLU).
 
     Each image is centre-cropped to `input_size` and normalised with `mean`/`std` (0-1 units),
-    as at test time. `cache_key` names the disk cache entry (default: `feature_key` of
-    `model_hash(model)` and `data_hash(images)`); `progress(done, total)` is called per batch.
+    as at test time, by `alexnet.features.dataset_pass`. `cache_key` names the stored pass
+    (default: `fc7_key` of the model and the pixels); `progress(done, total)` is called per batch.
     `device` moves the model there; by default it runs where the model already is.
     """
-    out = _cached_pass(model, images_uint8, mean, std, input_size, lambda acts: {"fc7": acts["fc7"]}, "fc7",
-                       batch_size, device, cache_key, progress, cache, keep)
+    key = (cache_key or fc7_key(model, F.data_hash(images_uint8), mean, std, input_size)) if cache else None
+    out, _ = F.cached(key, len(images_uint8), lambda: F.dataset_pass(
+        model, images_uint8, input_size, mean, std, record=lambda m, x: {"fc7": m(x, return_activations=True)[1]["fc7"]},
+        batch_size=batch_size, device=device, progress=progress), keep=keep, progress=progress)
     return out["fc7"]
+
+
+def fc7_key(model: nn.Module, data_key: str, mean, std, input_size: int) -> str:
+    """The feature store's name for one model's fc7 pass over one dataset."""
+    return F.store_key("fc7", F.model_hash(model), data_key, mean, std, input_size)
 
 
 # ---------------------------------------------------------------- the 2-D map
@@ -255,7 +105,7 @@ class CosineUMAP:
                            random_state=self.seed)
             self.points = self.pca.fit_transform(x).astype(np.float32)    # (N, pca_dims)
             t1 = time.perf_counter()
-            dist = _distances(self.points, self.points)                   # (N, N)
+            dist = pairwise_distances(self.points, self.points)                   # (N, N)
             t2 = time.perf_counter()
             kw = dict(self.umap_kw, n_neighbors=min(self.umap_kw["n_neighbors"], n - 1))
             self.umap = umap.UMAP(metric="precomputed", random_state=self.seed, **kw)
@@ -267,7 +117,7 @@ class CosineUMAP:
         """(M, D) new features -> (M, 2), by UMAP's own `transform` against the fitted points."""
         with _quiet_umap(), threadpool_limits(1, user_api="blas"):
             q = self.pca.transform(_unit_rows(features)).astype(np.float32)        # (M, pca_dims)
-            return self.umap.transform(_distances(q, self.points)).astype(np.float32)  # (M, 2)
+            return self.umap.transform(pairwise_distances(q, self.points)).astype(np.float32)  # (M, 2)
 
 
 def _unit_rows(features) -> np.ndarray:
@@ -276,7 +126,7 @@ def _unit_rows(features) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(M, K), (N, K) -> (M, N) Euclidean distances, by one matrix product."""
     d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
     d = np.sqrt(np.maximum(d, 0.0, out=d))
@@ -330,30 +180,20 @@ def place(map: Map, feature) -> np.ndarray:
 
 
 class MapCache:
-    """The last few fitted maps, by key (e.g. the `feature_key` of their features).
+    """The last few fitted maps, by key (e.g. the `fc7_key` of their features).
 
-    Owned by whoever serves requests (the app's state), not a module global. One lock
-    around fitting: two visitors asking for the same map wait for one fit, not two.
+    Owned by whoever serves requests (the app's state), not a module global. Fitting holds
+    the cache's lock: two visitors asking for the same map wait for one fit, not two.
     """
 
     def __init__(self, maxsize: int = 2):
-        self.maxsize = maxsize
-        self._maps: OrderedDict[str, Map] = OrderedDict()
-        self._lock = threading.Lock()
+        self._maps: LRU[Map] = LRU(maxsize)
 
     def get_or_fit(self, features: np.ndarray, labels, classes: list[str], key: str | None = None,
                    seed: int = 0, **umap_kw) -> Map:
         """The cached map for (key, seed, options), fitting it on a miss. `key=None` hashes `features`."""
-        k = f"{key or data_hash(np.asarray(features, dtype=np.float32))}|{seed}|{sorted(umap_kw.items())}"
-        with self._lock:
-            if k in self._maps:
-                self._maps.move_to_end(k)
-                return self._maps[k]
-            m = fit_map(features, labels, classes, seed=seed, **umap_kw)
-            self._maps[k] = m
-            while len(self._maps) > self.maxsize:
-                self._maps.popitem(last=False)
-            return m
+        k = f"{key or F.data_hash(np.asarray(features, dtype=np.float32))}|{seed}|{sorted(umap_kw.items())}"
+        return self._maps.get_or_make(k, lambda: fit_map(features, labels, classes, seed=seed, **umap_kw))
 
 
 def scatter(map: Map, star: np.ndarray | None = None, title: str = "", star_label: str = "your image",
@@ -475,13 +315,18 @@ def top_patches(model: nn.Module, images_uint8: torch.Tensor, mean, std, input_s
         raise KeyError(f"unknown layer {layer!r}")
     geo = receptive_geometry(model, layer, input_size)
 
-    def record(acts):
-        a = acts[layer]
+    def record(m, x):
+        a = m(x, return_activations=True)[1][layer]
         flat = a.flatten(2)                        # (B, C, H, W) -> (B, C, H*W)
         values, where = flat.max(dim=2)            # (B, C) each
         return {"values": values, "where": where.to(torch.int32)}
-    table = _cached_pass(model, images_uint8, mean, std, input_size, record, f"{layer}max", batch_size, device,
-                         cache_key and f"{layer}max-{cache_key}", progress, cache, MAX_CACHE_FILES)
+    key = None
+    if cache:
+        key = (f"{layer}max-{cache_key}" if cache_key else
+               F.store_key(f"{layer}max", F.model_hash(model), F.data_hash(images_uint8), mean, std, input_size))
+    table, _ = F.cached(key, len(images_uint8), lambda: F.dataset_pass(
+        model, images_uint8, input_size, mean, std, record=record, batch_size=batch_size, device=device,
+        progress=progress), progress=progress)
     channels = table["values"].shape[1]
     if not 0 <= unit < channels:
         raise ValueError(f"{layer} has units 0..{channels - 1}, not {unit}")
