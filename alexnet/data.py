@@ -29,7 +29,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from alexnet.images import ImageError, center_crop, normalize, open_image, square_resize  # center_crop, normalize: re-exported
+from alexnet.errors import UserError
+from alexnet.images import PREPARE_SIZE, ImageError, center_crop, normalize, open_image, square_resize  # center_crop, normalize: re-exported
 from alexnet.weights import atomic_write_bytes, atomic_write_text, cache_dir
 
 __all__ = ["Decoded", "DataError", "find_data_dir", "download_flowers", "prepare_archive", "list_images",
@@ -48,7 +49,7 @@ PREPARED_MARK = ".prepared.json"  # written last by `prepare_archive`: its prese
 _CACHE_VERSION = 1                  # bump when decoding changes, so stale caches are not reused
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A data folder or download that cannot be used; the message names the path and the fix."""
 
 
@@ -123,7 +124,7 @@ def _download(url: str, path: Path, sha256: str | None, progress: bool) -> None:
         raise DataError(f"{e}. Offline? Point --data or ${ENV_VAR} at an image folder instead.") from e
 
 
-def prepare_archive(tgz: str | os.PathLike, out: str | os.PathLike, size: int = 256,
+def prepare_archive(tgz: str | os.PathLike, out: str | os.PathLike, size: int = PREPARE_SIZE,
                     progress: bool = True) -> tuple[Path, list[tuple[str, str]]]:
     """Unpack an ImageFolder .tgz (`top/<class>/<image>`) into `out`, each image prepared the paper's way.
 
@@ -214,7 +215,7 @@ def _decode_one(path: Path, size: int) -> np.ndarray | str:
         return str(e)
 
 
-def decode_folder(root: str | os.PathLike, size: int = 256, cache: bool = True, progress=None) -> Decoded:
+def decode_folder(root: str | os.PathLike, size: int = PREPARE_SIZE, cache: bool = True, progress=None) -> Decoded:
     """Every image under `root` as one uint8 tensor; unreadable files are skipped and listed, never fatal.
 
     `progress(done, total)` is called as images are decoded. With `cache`, the result is kept

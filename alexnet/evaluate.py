@@ -20,7 +20,7 @@ from alexnet import data as D
 from alexnet import device as dev_
 from alexnet import weights as W
 from alexnet.features import dataset_pass
-from alexnet.images import ten_crop  # noqa: F401  (re-exported: evaluate's 10-crop is alexnet.images')
+from alexnet.images import PREPARE_SIZE, ten_crop  # noqa: F401  (re-exported: evaluate's 10-crop is alexnet.images')
 
 
 def predict(model: nn.Module, meta: dict, images: torch.Tensor, use_ten_crop: bool = False, batch_size: int = 64,
@@ -126,7 +126,7 @@ def main(argv=None) -> int:
         except RuntimeError as e:   # --device cuda on a machine without one
             raise ValueError(str(e)) from None
         model, meta = W.load(args.weights)
-        size = int((meta.get("config") or {}).get("image_size") or 256)   # decode as training did
+        size = int((meta.get("config") or {}).get("image_size") or PREPARE_SIZE)   # decode as training did
         decoded = D.decode_folder(D.find_data_dir(args.data), max(size, int(meta.get("input_size") or 0)))
         idx = split_indices(meta, decoded, args.split)
         labels = _relabel(decoded, meta["classes"])

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from alexnet.errors import UserError
+
 MAX_BYTES = 20 * 1024 * 1024          # uploads larger than this are refused before reading
 MAX_PIXELS = 40_000_000               # ~6300x6300; Pillow's bomb guard is set to match
 MIN_SIDE = 16                         # below this there is nothing for an 11x11 stride-4 filter to see
@@ -29,7 +31,7 @@ _METADATA_LIMITS = ("MAX_TEXT_CHUNK", "Too much memory used in text chunks")
 _ROWS = 256                           # rows per block when scaling 16-bit / 32-bit / float images
 
 
-class ImageError(ValueError):
+class ImageError(UserError):
     """An upload that cannot be used; the message is meant for the person who sent it."""
 
 

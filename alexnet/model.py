@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from alexnet.errors import OptionError
+
 # The one list of named layers, in forward order. Everything else reads it.
 LAYERS = ("conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5", "fc6", "fc7", "fc8")
 CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
@@ -43,7 +45,7 @@ def default_input_size(arch: str) -> int:
 
 def _check_arch(arch: str) -> str:
     if arch not in _ARCH:
-        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+        raise OptionError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
     return arch
 
 
@@ -187,7 +189,7 @@ class AlexNet(nn.Module):
 
 def _check_layer(name: str) -> str:
     if name not in LAYERS:
-        raise KeyError(f"unknown layer {name!r}; layers are {', '.join(LAYERS)}")
+        raise OptionError(f"unknown layer {name!r}; layers are {', '.join(LAYERS)}")
     return name
 
 

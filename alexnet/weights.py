@@ -25,6 +25,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from alexnet.errors import UserError
 from alexnet.model import CONV_LAYERS, FC_LAYERS, AlexNet, build, from_spec
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -37,7 +38,7 @@ FORMAT = "alexnet-explainer/1"
 COMPACT_FORMAT = "alexnet-explainer/compact-svd/1"   # the shipped model's layout (alexnet.compact)
 
 
-class WeightsError(ValueError):
+class WeightsError(UserError):
     """A weights file that cannot be used; the message says which layer and why."""
 
 

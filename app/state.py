@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from alexnet import device as D
 from alexnet import images, weights
 from alexnet.bvlc import BVLC_SOURCE
 from alexnet.compact import SHIPPED
+from alexnet.lru import LRU
 from alexnet.model import build
 
 log = logging.getLogger("alexnet-explainer")
@@ -117,10 +117,9 @@ class Registry:
         self.device = D.pick(device)
         self.checkpoints_dir = Path(checkpoints_dir) if checkpoints_dir else weights.cache_dir() / "checkpoints"
         self.shipped = Path(shipped) if shipped and Path(shipped).is_file() else None
-        self._loaded: OrderedDict[str, Loaded] = OrderedDict()
-        self._keep = keep
-        self._lock = threading.Lock()
-        self._acts: OrderedDict[tuple, tuple] = OrderedDict()  # (model key, image digest) -> (logits, acts)
+        self._loaded: LRU[Loaded] = LRU(keep)                 # the models in memory
+        self._lock = threading.Lock()                          # guards _loading and _metas
+        self._acts: LRU[tuple] = LRU(16)                       # (model key, image digest) -> (logits, acts)
         self._metas: dict[str, dict] = {}                      # sidecars read for labels and banners
         self._loading: dict[str, threading.Lock] = {}          # key -> held while that model loads
 
@@ -220,18 +219,17 @@ class Registry:
     # -------------------------------------------------------------- loading
     def get(self, key: str | None = None, progress=None) -> Loaded:
         key = key or self.default_key()
+        found = self._loaded.get(key)
+        if found is not None:
+            return found
         with self._lock:
-            if key in self._loaded:
-                self._loaded.move_to_end(key)
-                return self._loaded[key]
             loading = self._loading.setdefault(key, threading.Lock())
         # One load (or ImageNet download) per key: a model change fires several tabs' events at once,
-        # and the second one waits for the first instead of downloading 233 MB again.
+        # and the second one waits for the first instead of downloading 233 MB again. Other keys
+        # load meanwhile (the LRU's own get_or_make would serialise every load behind one lock).
         with loading:
-            with self._lock:
-                if key in self._loaded:
-                    return self._loaded[key]
-            return self._load(key, progress)
+            found = self._loaded.get(key)
+            return found if found is not None else self._load(key, progress)
 
     def _load(self, key: str, progress) -> Loaded:
         if progress is not None:
@@ -247,22 +245,15 @@ class Registry:
             model, meta = weights.load(self.resolve(key))
             trained = True
         model = D.prepare(model, self.device).eval()
-        loaded = Loaded(key, model, meta, trained, key)
-        with self._lock:
-            self._loaded[key] = loaded
-            while len(self._loaded) > self._keep:
-                self._loaded.popitem(last=False)
-        return loaded
+        return self._loaded.put(key, Loaded(key, model, meta, trained, key))
 
     def forward(self, loaded: Loaded, upload) -> tuple[torch.Tensor, dict, torch.Tensor, "images.Image.Image"]:
         """One recorded forward pass per (model, image), cached (bounded) so tabs share it."""
         x, img = loaded.prepare(upload)
-        k = self._act_key(loaded, img)
-        with self._lock:
-            if k in self._acts:
-                self._acts.move_to_end(k)
-                logits, acts = self._acts[k]
-                return logits, acts, x, img
+        found = self._acts.get(self._act_key(loaded, img))
+        if found is not None:
+            logits, acts = found
+            return logits, acts, x, img
         with loaded.lock, torch.inference_mode(), D.autocast(self.device):
             logits, acts = loaded.model(x, return_activations=True)
         logits, acts = self.remember(loaded, img, logits, acts)
@@ -276,19 +267,15 @@ class Registry:
         """Keep one pass's activations (bounded) so the other tabs reuse it instead of running the model again."""
         logits = logits.detach().float().cpu().reshape(1, -1)                 # (K,) or (1, K) -> (1, K)
         acts = {n: a.detach().float().cpu() for n, a in acts.items()}
-        with self._lock:
-            self._acts[self._act_key(loaded, img)] = (logits, acts)
-            while len(self._acts) > 16:
-                self._acts.popitem(last=False)
+        self._acts.put(self._act_key(loaded, img), (logits, acts))
         return logits, acts
 
     def forget(self, key: str) -> None:
         """Drop a cached model (a checkpoint was rewritten by training)."""
+        self._loaded.pop_where(lambda k: k == key)
+        self._acts.pop_where(lambda k: k[0] == key)
         with self._lock:
-            self._loaded.pop(key, None)
             self._metas.pop(key, None)
-            for k in [k for k in self._acts if k[0] == key]:
-                del self._acts[k]
 
 
 def load_imagenet(progress=None):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import gradio as gr
 
 from alexnet import bvlc
+from alexnet.model import default_input_size
+from alexnet.shapes import layer_table
 from app.ui import Page, friendly, need_image
 from viz.filters import FilterView, filter_response, filter_view
 from viz.plots import overlay
@@ -47,7 +49,8 @@ def build(page: Page) -> None:
                             elem_id="filter-grid")
             hist = gr.Image(label="Colour score per group", show_label=False, type="pil", interactive=False)
     with gr.Row():
-        index = gr.Slider(0, 95, value=0, step=1, label="Filter", scale=3)
+        n = layer_table("paper", default_input_size("paper"))[0]["out_shape"][0]   # 96 until a model is drawn
+        index = gr.Slider(0, n - 1, value=0, step=1, label=f"Filter (0-{n - 1})", scale=3)
         respond = gr.Button("Show this filter on my image", scale=1)
     response = gr.Image(label="The filter's activation map on the current image", type="pil", interactive=False)
 

@@ -7,12 +7,16 @@ from pathlib import Path
 import gradio as gr
 
 from alexnet.model import LAYERS
+from alexnet.model import default_input_size
 from alexnet.shapes import conv1_note, layer_table, to_markdown
 from app.ui import Page, friendly, need_image
 from viz.activations import fc_bars, layer_maps
 from viz.lesson import layer_text, lesson_pack
 
-VIEWS = {"paper @ 227": ("paper", 227), "torchvision @ 224": ("torchvision", 224), "paper @ 224 (the paper's typo)": ("paper", 224)}
+_P, _T = default_input_size("paper"), default_input_size("torchvision")     # 227, 224
+VIEWS = {f"paper @ {_P}": ("paper", _P), f"torchvision @ {_T}": ("torchvision", _T),
+         f"paper @ {_T} (the paper's typo)": ("paper", _T)}
+DEFAULT_VIEW = next(iter(VIEWS))
 
 
 def table_markdown(view: str) -> str:
@@ -29,8 +33,8 @@ def _picture(acts, layer, img):
 def build(page: Page) -> None:
     gr.Markdown("Each row applies `floor((W - F + 2P) / S) + 1` to the side W: kernel F, stride S, padding P. "
                 "Step through the forward pass with **Next** to see your image at every layer.")
-    view = gr.Radio(list(VIEWS), value="paper @ 227", label="Architecture and input size")
-    table = gr.Markdown(table_markdown("paper @ 227"), elem_id="shape-table")
+    view = gr.Radio(list(VIEWS), value=DEFAULT_VIEW, label="Architecture and input size")
+    table = gr.Markdown(table_markdown(DEFAULT_VIEW), elem_id="shape-table")
     view.change(table_markdown, view, table, api_name=False)
     step = gr.State(-1)   # the first Next shows conv1
     with gr.Row():

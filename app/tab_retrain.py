@@ -11,18 +11,15 @@ import time
 from pathlib import Path
 
 import gradio as gr
-import torch
 
 from alexnet.data import decode_folder, find_data_dir, list_images
 from alexnet.estimate import estimate
-from alexnet.evaluate import evaluate, split_indices
 from alexnet.train import Phase, Progress, TrainConfig, train
 from app.state import UNTRAINED
 from app.ui import Page, friendly
-from viz.attribution import overlay_image, panel
-from viz.embedding import neighbour_gallery
 from viz.filters import compare
-from viz.plots import confusion, training_curves
+from viz.plots import training_curves
+from viz.retraining import gradcam_before_after, held_out
 
 
 class Trainer:
@@ -208,30 +205,16 @@ def build(page: Page) -> None:
         ckpt = reg.key_for(r.best_checkpoint or r.checkpoint)
         reg.forget(ckpt)
         after = reg.get(ckpt)
-        decoded = decode_folder(tr.config.data)
-        idx = split_indices(after.meta, decoded, "val")       # the validation images training held out
-        ev = evaluate(after.model, after.meta, decoded.images[idx], decoded.labels[idx])
-        preds = ev.get("predictions")
-        gallery = []
-        if preds is not None:
-            preds = torch.as_tensor(preds)
-            bad = (preds != decoded.labels[idx]).nonzero().flatten()[:8]
-            items = neighbour_gallery(decoded.images[idx], bad.tolist())
-            gallery = [(img, f"true {decoded.classes[int(decoded.labels[idx][b])]}, "
-                             f"predicted {after.meta['classes'][int(preds[b])]}") for (img, _), b in zip(items, bad)]
+        report = held_out(after.model, after.meta, decode_folder(tr.config.data))
         before_model, before_meta = tr.before or (None, None)
-        conv = compare(before_model, after.model)["image"] if before_model is not None else \
-            compare(after.model, after.model)["image"]
+        conv = compare(before_model if before_model is not None else after.model, after.model)["image"]
         cam_items = []
         if image_path:
             x, _ = after.prepare(image_path)
-            for name, model, m in (("before", before_model, before_meta), ("after", after.model, after.meta)):
-                if model is None:
-                    continue
-                with after.lock:
-                    p = panel(model.to(x.device), x)
-                cam_items.append((overlay_image(x, p.gradcam, m["mean"], m["std"]), f"{name}: {m['classes'][p.target]}"))
-        return base + (confusion(ev["confusion"], after.meta["classes"]), gallery, conv, cam_items)
+            with after.lock:
+                cam_items = gradcam_before_after([("before", before_model, before_meta),
+                                                  ("after", after.model, after.meta)], x)
+        return base + (report.confusion, report.misclassified, conv, cam_items)
 
     def do_cancel():
         if not tr.running:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from alexnet.images import ImageError
+from alexnet.errors import UserError
 from alexnet.weights import WeightsError
 
 log = logging.getLogger("alexnet-explainer")
-USER_ERRORS = (ImageError, WeightsError, ValueError, FileNotFoundError, NotADirectoryError)
+USER_ERRORS = (UserError,)   # the project's own exceptions for what the visitor can fix (alexnet.errors)
 
 
 @dataclass

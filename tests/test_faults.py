@@ -379,3 +379,38 @@ def test_busy_port_is_one_line_not_a_traceback(tmp_path):
     assert r.returncode != 0
     assert "Traceback" not in r.stderr, r.stderr[-2000:]
     assert str(port) in r.stderr and len(r.stderr.strip().splitlines()) <= 2, r.stderr
+
+
+def test_only_the_projects_own_errors_reach_the_visitor_as_sentences(caplog):
+    """An internal ValueError (numpy, sklearn, UMAP) is a server error: logged with its traceback,
+    shown as the server-error sentence. A UserError subclass is the visitor's: its sentence, not logged."""
+    import gradio as gr
+    import numpy as np
+    from alexnet.errors import OptionError
+    from app.ui import friendly
+
+    @friendly
+    def internal():
+        np.zeros(3).reshape(2, 2)                 # ValueError: cannot reshape array of size 3 into shape (2,2)
+
+    @friendly
+    def visitor():
+        raise OptionError("unknown attribution method 'magic'; choose one of saliency, gradcam")
+
+    @friendly
+    def streaming():
+        yield 1
+        raise ValueError("internal generator failure")
+
+    with caplog.at_level("ERROR", logger="alexnet-explainer"):
+        with pytest.raises(gr.Error) as e:
+            internal()
+        assert "Something went wrong on the server" in str(e.value) and "reshape" not in str(e.value)
+        assert "unexpected error in internal" in caplog.text and "reshape" in caplog.text
+        caplog.clear()
+        with pytest.raises(gr.Error, match="unknown attribution method 'magic'"):
+            visitor()
+        assert caplog.text == ""
+        with pytest.raises(gr.Error, match="Something went wrong on the server"):
+            list(streaming())
+        assert "internal generator failure" in caplog.text

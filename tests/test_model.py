@@ -2,6 +2,7 @@ import pytest
 import torch
 import torchvision
 
+from alexnet.errors import OptionError
 from alexnet.model import LAYERS, build, count_parameters, from_spec
 
 
@@ -57,5 +58,5 @@ def test_bad_arguments_are_named():
         build("vgg")
     with pytest.raises(TypeError, match="unknown option"):
         build("paper", colour=True)
-    with pytest.raises(KeyError, match="unknown layer"):
+    with pytest.raises(OptionError, match="unknown layer"):   # the visitor's choice: shown as a sentence
         build("paper").tap("conv9")

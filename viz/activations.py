@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from alexnet.errors import OptionError
 from alexnet.model import FC_LAYERS, LAYERS
 from viz.plots import barh, figure_to_image, new_figure, overlay
 
@@ -39,9 +40,9 @@ def record(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[
 
 def _check(acts: dict, layer: str, kinds: tuple[str, ...]) -> torch.Tensor:
     if layer not in kinds:
-        raise ValueError(f"{layer!r} is not one of {', '.join(kinds)}")
+        raise OptionError(f"{layer!r} is not one of {', '.join(kinds)}")
     if layer not in acts:
-        raise KeyError(f"no activation recorded for {layer!r}")
+        raise OptionError(f"no activation recorded for {layer!r}")
     return acts[layer]
 
 

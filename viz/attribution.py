@@ -33,6 +33,7 @@ from captum.attr import GuidedBackprop, IntegratedGradients, LayerGradCam, Occlu
 from PIL import Image
 from torch import nn
 
+from alexnet.errors import OptionError
 from alexnet.images import display_image, preprocess
 from alexnet.weights import IMAGENET_MEAN, IMAGENET_STD
 from viz.plots import overlay
@@ -131,7 +132,7 @@ METHODS = {
 
 def check_method(method: str) -> str:
     if method not in METHODS:
-        raise ValueError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
+        raise OptionError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
     return method
 
 

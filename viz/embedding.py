@@ -35,6 +35,8 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 from alexnet import features as F
+from alexnet.data import DataError
+from alexnet.errors import OptionError
 from alexnet.images import center_crop
 from alexnet.lru import LRU
 from alexnet.model import LAYERS
@@ -96,7 +98,7 @@ class CosineUMAP:
             raise ValueError(f"{n} points is more than the {MAX_MAP_POINTS:,} this exact map holds; "
                              f"fit on a random subset and `place` the rest")
         if n < 4:
-            raise ValueError(f"a map needs at least 4 points, got {n}")
+            raise DataError(f"a map needs at least 4 images, got {n}")
         with _quiet_umap(), threadpool_limits(1, user_api="blas"):
             t0 = time.perf_counter()
             # Two power iterations, not sklearn's 7: on flowers' fc7 the 50 components explain
@@ -293,7 +295,7 @@ def receptive_geometry(model: nn.Module, layer: str, input_size: int) -> Geometr
         if row["layer"] == layer:
             return Geometry(row["receptive_field"], row["jump"], start, row["out_shape"][1], input_size)
         jump_before = row["jump"]
-    raise ValueError(f"{layer!r} is not a spatial layer; choose one of "
+    raise OptionError(f"{layer!r} is not a spatial layer; choose one of "
                      f"{', '.join(r['layer'] for r in rows if r['jump'] is not None)}")
 
 
@@ -312,7 +314,7 @@ def top_patches(model: nn.Module, images_uint8: torch.Tensor, mean, std, input_s
     data+model key as for `fc7_features`; the layer is added to it here.
     """
     if layer not in LAYERS:
-        raise KeyError(f"unknown layer {layer!r}")
+        raise OptionError(f"unknown layer {layer!r}; layers are {', '.join(LAYERS)}")
     geo = receptive_geometry(model, layer, input_size)
 
     def record(m, x):
@@ -329,7 +331,7 @@ def top_patches(model: nn.Module, images_uint8: torch.Tensor, mean, std, input_s
         progress=progress), progress=progress)
     channels = table["values"].shape[1]
     if not 0 <= unit < channels:
-        raise ValueError(f"{layer} has units 0..{channels - 1}, not {unit}")
+        raise OptionError(f"{layer} has units 0..{channels - 1}, not {unit}")
     v = table["values"][:, unit]
     order = np.lexsort((np.arange(len(v)), -v))[:k]   # highest first, ties by image index
     fill = np.clip(np.round(np.asarray(mean, dtype=np.float64) * 255), 0, 255).astype(np.uint8)

@@ -13,6 +13,8 @@ from pathlib import Path
 from alexnet import device as dev_
 from alexnet import weights as W
 from alexnet.augment import progressive_sizes
+from alexnet.errors import UserError
+from alexnet.images import PREPARE_SIZE
 from alexnet.model import ARCHS, CONV_LAYERS
 
 MODES = ("finetune", "scratch")
@@ -40,7 +42,7 @@ RECIPES = {
 DEFAULT_RECIPE = "fast"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A training setting that cannot work; the message says which flag and what to do."""
 
 
@@ -84,7 +86,7 @@ class TrainConfig:
     min_size: int = 131                # smallest progressive size (pool5 is then 3x3)
     init_conv1: str = "none"           # scratch: 'bvlc' starts conv1 from BVLC ImageNet's and keeps it fixed
     feature_cache: bool | None = None  # None: on for CPU fine-tuning with every conv frozen
-    image_size: int = 256              # decode size: the paper's 256x256
+    image_size: int = PREPARE_SIZE     # decode size: the paper's 256x256
     log_every: int = 10                # steps between progress reports
     max_steps: int | None = None       # stop after this many steps, keeping the full run's schedule (benchmarks);
                                        # the last checkpoint then covers a partial epoch
