@@ -29,6 +29,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from alexnet.download import sha256_file
 from alexnet.errors import UserError
 from alexnet.images import PREPARE_SIZE, ImageError, center_crop, normalize, open_image, square_resize  # center_crop, normalize: re-exported
 from alexnet.weights import atomic_write_bytes, atomic_write_text, cache_dir
@@ -101,18 +102,12 @@ def download_flowers(dest: str | os.PathLike | None = None, progress: bool = Tru
         return out
     dest.mkdir(parents=True, exist_ok=True)
     tgz = dest / Path(url).name
-    if not (tgz.exists() and (sha256 is None or _sha256(tgz) == sha256)):
+    if not (tgz.exists() and (sha256 is None or sha256_file(tgz) == sha256)):
         _download(url, tgz, sha256, progress)
     prepare_archive(tgz, out, progress=progress)
     return out
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _download(url: str, path: Path, sha256: str | None, progress: bool) -> None:

@@ -37,6 +37,15 @@ def _cause(e: BaseException, url: str = "") -> str:
     return f"no network? {reason}"
 
 
+def sha256_file(path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks (an archive or a checkpoint is hundreds of MB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def download(url: str, path: Path, sha256: str | None = None, sha256_prefix: str | None = None,
              report=None, bar: bool = True) -> Path:
     """Stream `url` to `path`; check the SHA-256 (whole digest, or its first hex digits)."""

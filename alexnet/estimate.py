@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from alexnet import device as dev_
-from alexnet.model import build, default_input_size
+from alexnet.lru import LRU
+from alexnet.model import build, default_input_size, use_generator
 
-_STEP_CACHE: dict[tuple, float] = {}      # (arch, width, classes, size, batch, device, train) -> seconds per batch
+_STEP_CACHE: LRU[float] = LRU(64)        # (arch, width, classes, size, batch, device, train) -> seconds per batch
 
 
 @dataclass
@@ -46,9 +47,10 @@ def human(seconds: float) -> str:
 def _seconds_per_batch(cfg, classes: int, size: int, batch: int, device: torch.device, train: bool) -> tuple[float, int]:
     key = (cfg.arch, cfg.width, classes, size, batch, str(device), train)
     if key in _STEP_CACHE:
-        return _STEP_CACHE[key], 0
+        return _STEP_CACHE.get(key), 0
     gen = torch.Generator().manual_seed(0)
     model = dev_.prepare(build(cfg.arch, classes, width=cfg.width, generator=gen), device)
+    use_generator(model, torch.Generator(device=device).manual_seed(0))     # dropout masks: not the global RNG
     x = dev_.to_input(torch.randn((batch, 3, size, size), generator=gen), device)
     y = torch.randint(0, classes, (batch,), generator=gen).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -68,8 +70,7 @@ def _seconds_per_batch(cfg, classes: int, size: int, batch: int, device: torch.d
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    _STEP_CACHE[key] = statistics.median(times[1:])
-    return _STEP_CACHE[key], len(times)
+    return _STEP_CACHE.put(key, statistics.median(times[1:])), len(times)
 
 
 def estimate(cfg, n_images: int, classes: int = 5) -> Estimate:

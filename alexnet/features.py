@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from alexnet import device as D
+from alexnet.download import sha256_file
 from alexnet.images import center_crop, normalize, ten_crop
 from alexnet.weights import atomic_write_bytes, cache_dir
 
@@ -51,11 +52,7 @@ def model_hash(model: nn.Module | str | os.PathLike) -> str:
     may differ between machines; that costs a cache miss, never a wrong hit.)
     """
     if isinstance(model, (str, os.PathLike)):
-        h = hashlib.sha256()
-        with open(model, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()[:16]
+        return sha256_file(model)[:16]
     h = hashlib.blake2b(digest_size=8)
     spec = getattr(model, "spec", None)
     h.update(repr(spec.to_dict() if spec is not None else model).encode())   # a Sequential: its module list

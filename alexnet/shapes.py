@@ -92,6 +92,13 @@ def layer_table(arch: str, size: int | None = None, **options) -> list[dict]:
     return _walk(model, size)
 
 
+def spec_table(spec: dict, size: int | None = None) -> list[dict]:
+    """`layer_table` for a model's own spec (`model.spec.to_dict()` or a sidecar's "spec"), so the
+    table matches that model (width 0.5, 2/2 pooling, 5 classes...)."""
+    opts = {k: (tuple(v) if k == "pool" else v) for k, v in spec.items() if k != "arch"}
+    return layer_table(spec["arch"], size, **opts)
+
+
 def conv1_note(arch: str, size: int) -> str:
     """Why 224 gives 54.25 in the paper's own arithmetic, and why 227 (or padding 2) fixes it."""
     row = layer_table(arch, size)[0]

@@ -8,7 +8,7 @@ import gradio as gr
 
 from alexnet.model import LAYERS
 from alexnet.model import default_input_size
-from alexnet.shapes import conv1_note, layer_table, to_markdown
+from alexnet.shapes import conv1_note, layer_table, spec_table, to_markdown
 from app.ui import Page, friendly, need_image
 from viz.activations import fc_bars, layer_maps
 from viz.lesson import layer_text, lesson_pack
@@ -52,7 +52,7 @@ def build(page: Page) -> None:
         _, acts, x, _ = page.registry.forward(loaded, image_path)
         img = loaded.seen(x)
         i = i % len(LAYERS)
-        row = layer_table(loaded.meta["arch"], loaded.meta["input_size"], **_opts(loaded))[i]
+        row = spec_table(loaded.meta["spec"], loaded.meta["input_size"])[i]
         text = f"**Step {i + 1} of {len(LAYERS)}**\n\n" + layer_text(row)
         if loaded.notice:
             text += "\n\n" + loaded.notice
@@ -74,16 +74,9 @@ def build(page: Page) -> None:
         _, acts, x, _ = page.registry.forward(loaded, image_path)
         img = loaded.seen(x)
         arch, size = loaded.meta["arch"], loaded.meta["input_size"]
-        rows = layer_table(arch, size, **_opts(loaded))
+        rows = spec_table(loaded.meta["spec"], size)
         pics = {layer: _picture(acts, layer, img) for layer in LAYERS}
         out = Path(tempfile.mkdtemp(dir=page.tmp)) / f"alexnet-{arch}-{size}-lesson.zip"   # one folder per export
         return str(lesson_pack(rows, arch, size, pics, out, img))
 
     export.click(do_export, [page.image, page.model_key], pack, api_name=False)
-
-
-def _opts(loaded) -> dict:
-    """The model's own options, so the table matches it (e.g. width 0.5 or 2/2 pooling)."""
-    spec = dict(loaded.meta["spec"])
-    return {k: (tuple(v) if k == "pool" else v) for k, v in spec.items()
-            if k in ("activation", "lrn", "pool", "dropout", "groups", "width", "num_classes")}

@@ -40,7 +40,7 @@ from alexnet.errors import OptionError
 from alexnet.images import center_crop
 from alexnet.lru import LRU
 from alexnet.model import LAYERS
-from alexnet.shapes import layer_table
+from alexnet.shapes import spec_table
 from viz.plots import figure_to_image, new_figure
 
 PCA_DIMS = 50                 # UMAP input: 80x fewer dims than fc7, 73% of flowers' fc7 variance
@@ -284,9 +284,7 @@ class Geometry:
 
 def receptive_geometry(model: nn.Module, layer: str, input_size: int) -> Geometry:
     """Receptive field, jump and padding offset of `layer`, read from `alexnet.shapes.layer_table`."""
-    spec = model.spec.to_dict()
-    arch, num_classes = spec.pop("arch"), spec.pop("num_classes")
-    rows = layer_table(arch, input_size, num_classes=num_classes, **{**spec, "pool": tuple(spec["pool"])})
+    rows = spec_table(model.spec.to_dict(), input_size)
     start, jump_before = 0, 1
     for row in rows:
         if row["jump"] is None:

@@ -12,7 +12,7 @@ from alexnet import data as D
 from alexnet import weights as W
 from alexnet.bvlc import BVLC_SOURCE, init_conv1_from_bvlc
 from alexnet.model import CONV_LAYERS, AlexNet, build, default_input_size, from_spec
-from alexnet.shapes import layer_table
+from alexnet.shapes import spec_table
 
 from .config import NEEDS_WEIGHTS, ConfigError, TrainConfig
 
@@ -63,9 +63,8 @@ def build_model(cfg: TrainConfig, classes: list[str], generator: torch.Generator
 
 def check_size(model: AlexNet, size: int) -> None:
     """alexnet.shapes says, in a sentence, which layer an input that small would empty."""
-    spec = model.spec.to_dict()
     try:
-        layer_table(spec.pop("arch"), size, **{k: (tuple(v) if k == "pool" else v) for k, v in spec.items()})
+        spec_table(model.spec.to_dict(), size)
     except ValueError as e:
         raise ConfigError(f"--input-size {size}: {e}") from None
 
