@@ -6,23 +6,23 @@ from pathlib import Path
 
 import gradio as gr
 
-from alexnet.shapes import layer_table
+from alexnet.shapes import layer_table, totals
 from app.ui import Page
+from report.render import TITLE, claims_markdown, summary
 
 ROOT = Path(__file__).resolve().parent.parent
+# The paper-fidelity report: this machine's own run if there is one, else the committed example.
+REPORTS = (ROOT / "reports" / "paper.json", ROOT / "reports" / "example" / "paper.json")
 
 
 def facts_markdown() -> str:
     paper = layer_table("paper", 227)
-    tv = layer_table("torchvision", 224)
-    params = sum(r["params"] for r in paper)
-    neurons = sum(r["neurons"] for r in paper if not r["layer"].startswith("pool"))
-    macs = sum(r["macs"] for r in paper)
+    t, tv = totals(paper), totals(layer_table("torchvision", 224))
     rows = [
-        ("Parameters", "60 million", f"{params:,} (two towers, 1000 classes); torchvision: {sum(r['params'] for r in tv):,}",
+        ("Parameters", "60 million", f"{t['params']:,} (two towers, 1000 classes); torchvision: {tv['params']:,}",
          "alexnet.shapes, counted from the modules"),
-        ("Neurons", "650,000", f"{neurons:,} (conv + fc outputs at 227x227)", "alexnet.shapes"),
-        ("Multiply-adds per image", "-", f"{macs:,}", "alexnet.shapes"),
+        ("Neurons", "650,000", f"{t['neurons']:,} (conv + fc outputs at 227x227)", "alexnet.shapes"),
+        ("Multiply-adds per image", "-", f"{t['macs']:,}", "alexnet.shapes"),
         ("Input size", "224x224", "227x227 makes (W - 11)/4 + 1 = 55 exact; 224 gives 54.25", "alexnet.shapes.conv1_note"),
         ("conv1 output", "55x55x96 (48 per GPU)", "x".join(map(str, paper[0]["out_shape"])), "hooked tensors (tests)"),
         ("Top-1 error, ILSVRC-2012 val", "40.7% (one CNN, 10-crop)",
@@ -38,16 +38,20 @@ def facts_markdown() -> str:
     return "\n".join(md)
 
 
-def report_markdown() -> str:
-    """The claims table of the paper-fidelity report: this machine's own run if there is one, else the example."""
-    for report in (ROOT / "reports" / "paper.md", ROOT / "reports" / "example" / "paper.md"):
-        if report.exists():
-            text = report.read_text()
-            head = text.split("\n## 1.", 1)[0]          # header, machine, settings and the claims table
-            head = head.replace("# AlexNet (Krizhevsky", "## Paper-fidelity report: AlexNet (Krizhevsky", 1)
-            return head + f"\n\nFull report with plots: `{report.relative_to(ROOT)}` " \
-                          "(regenerate with `python -m alexnet.paper`; see the README)."
-    return "No paper-fidelity report yet: run `python -m alexnet.paper`."
+def report_markdown(paths=REPORTS) -> str:
+    """The paper-fidelity report's claims table, read from the first readable paper.json of `paths`."""
+    for path in map(Path, paths):
+        try:
+            payload = json.loads(path.read_text())
+            head = [f"## Paper-fidelity report: {TITLE}", ""] + summary(payload)
+            table = claims_markdown(payload)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        md_file = path.with_name("paper.md")
+        shown = md_file.relative_to(ROOT) if md_file.is_relative_to(ROOT) else md_file
+        return "\n".join(head + ["", table, "", f"Full report with plots: `{shown}` (regenerate with "
+                                 "`python -m report`; see the README)."])
+    return "No paper-fidelity report yet: run `python -m report`."
 
 
 def build(page: Page) -> None:

@@ -259,7 +259,7 @@ def test_about_tab_shows_parameter_count(page, shots):
     facts = page.locator("#about-facts")
     expect(facts).to_contain_text("60,965,224")
     expect(facts).to_contain_text("55x55x96")
-    expect(facts).to_contain_text("Paper-fidelity report")      # the claims of python -m alexnet.paper
+    expect(facts).to_contain_text("Paper-fidelity report")      # the claims of python -m report (paper.json)
     expect(facts).to_contain_text("Overlapping pooling")
     save_shot(page, shots, "about")
 

@@ -1,4 +1,4 @@
-"""Small drawing helpers shared by every view: heatmap overlays, bar charts, figure -> image.
+"""Small drawing helpers shared by every view: heatmap overlays, bar charts, figure -> image, image -> small PNG file.
 
 matplotlib runs headless (Agg) and figures are built with the object API, never pyplot's
 global state, so concurrent requests in the app cannot draw into each other's axes.
@@ -15,6 +15,8 @@ from matplotlib import colormaps  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from alexnet.weights import atomic_write_bytes  # noqa: E402
+
 
 def new_figure(width: float = 6.0, height: float = 4.0, dpi: int = 100) -> Figure:
     """A figure not registered with pyplot: garbage-collected, thread-safe to draw."""
@@ -27,6 +29,12 @@ def figure_to_image(fig: Figure) -> Image.Image:
     fig.savefig(buf, format="png")
     buf.seek(0)
     return Image.open(buf).convert("RGB")
+
+
+def save_png(image: Image.Image, path, colours: int = 256) -> None:
+    """Write an image as a small palette PNG, atomically: plots lose nothing, photo thumbnails a little."""
+    small = image.convert("RGB").quantize(colours)
+    atomic_write_bytes(path, lambda tmp: small.save(tmp, format="PNG", optimize=True))
 
 
 def normalize_map(m: np.ndarray) -> np.ndarray:

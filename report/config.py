@@ -1,0 +1,89 @@
+"""What the report runs and what it checks: `PaperConfig`, the ablation variants and the paper's claims."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from report.stats import plural
+
+SECTIONS = ("arithmetic", "conv1", "ablations", "neighbours")   # the order of paper.md
+
+# One option changed at a time; `baseline` is the paper's network (ReLU, LRN, 3/2 pooling, dropout 0.5,
+# PCA lighting, two groups). Values are alexnet.train.TrainConfig fields.
+VARIANTS = {
+    "baseline": {},
+    "tanh": dict(activation="tanh"),
+    "no_lrn": dict(lrn=False),
+    "pool_2_2": dict(pool=(2, 2)),
+    "no_dropout": dict(dropout=0.0),
+    "no_pca": dict(pca_aug=False),
+    "one_group": dict(groups=1),
+}
+
+# The claims, in table order: id -> (claim, what the paper says). Tests check every row is written.
+CLAIMS = {
+    "params": ("Parameters", "60 million"),
+    "neurons": ("Neurons", "650,000"),
+    "macs": ("Multiply-adds per image", "not stated"),
+    "input": ("Input size and conv1 output", "224x224 in, 55x55x96 out"),
+    "conv1_split": ("conv1 groups specialise (colour-agnostic vs colour-specific)",
+                    "one GPU's 48 kernels largely colour-agnostic, the other's colour-specific (Fig. 3)"),
+    "relu": ("ReLU trains faster than tanh",
+             "6x fewer epochs to 25% training error (4-layer CNN, CIFAR-10, Fig. 1)"),
+    "lrn": ("Local response normalisation lowers error", "top-1 -1.4 points, top-5 -1.2 (ImageNet)"),
+    "pool": ("Overlapping pooling (3/2) beats 2/2", "top-1 -0.4 points, top-5 -0.3; slightly harder to overfit"),
+    "dropout": ("Dropout curbs overfitting", "without it, substantial overfitting; it ~doubles the iterations"),
+    "pca": ("PCA colour augmentation lowers error", "top-1 -1 point or more"),
+    "groups": ("Two groups vs one", "top-1 -1.7 points vs a one-GPU net with half the conv kernels"),
+    "ten_crop": ("10-crop testing", "averages 4 corners + centre and mirrors (no separate number given)"),
+    "neighbours": ("fc7 neighbours share the query's class; pixel neighbours do not",
+                   "Fig. 4: fc7 neighbours similar in content, not close in pixel L2 (qualitative)"),
+}
+SECTION_CLAIMS = {"arithmetic": ("params", "neurons", "macs", "input"), "conv1": ("conv1_split",),
+                  "ablations": ("relu", "lrn", "pool", "dropout", "pca", "groups", "ten_crop"),
+                  "neighbours": ("neighbours",)}
+
+
+@dataclass
+class PaperConfig:
+    """What `make_report` runs. Defaults are the full-size settings (a GPU); `quick()` is the test size."""
+    out: str = "reports"
+    data: str | None = None            # image folder; None: alexnet.data.find_data_dir's search
+    size: int = 227                    # crop fed to the paper net
+    image_size: int | None = None      # decode size; None: size * 256 / 227, the paper's ratio
+    width: float = 1.0                 # channel multiplier of the paper net
+    epochs: int = 30
+    seeds: int = 3
+    limit: int | None = None           # images used (stratified); None: all
+    batch_size: int = 128
+    recipe: str = "modern"             # alexnet.train.RECIPES; see the report for why not 'paper'
+    lr: float | None = None            # None: the recipe's
+    target_error: float = 0.5          # ReLU vs tanh: epochs until the paper net's training error <= this
+    small_epochs: int = 30             # the 4-layer CIFAR-style net
+    queries: int = 5                   # neighbours: query images per class
+    k: int = 6                         # neighbours per query
+    only: tuple[str, ...] = SECTIONS
+    device: str = "auto"
+    argv: list[str] = field(default_factory=list)   # the command line, for the report
+
+    @property
+    def decode_size(self) -> int:
+        return self.image_size or max(self.size, round(self.size * 256 / 227))
+
+    @property
+    def scale(self) -> str:
+        """The training settings in one phrase, for the 'how obtained' column."""
+        return (f"{self.size}px, width {self.width:g}, {plural(self.epochs, 'epoch')}, {plural(self.seeds, 'seed')}, "
+                f"{'all' if self.limit is None else self.limit} images, recipe {self.recipe}")
+
+
+def quick(**overrides) -> PaperConfig:
+    """Tiny everything: every section end to end in seconds (the tests' size)."""
+    base = dict(size=67, width=0.125, epochs=1, seeds=2, limit=30, batch_size=8, lr=3e-3, small_epochs=1,
+                target_error=0.5)
+    return PaperConfig(**{**base, **overrides})
+
+
+def from_payload(payload: dict) -> PaperConfig:
+    """The config a paper.json was made with."""
+    return PaperConfig(**{**payload["config"], "only": tuple(payload["config"]["only"])})
+
