@@ -65,7 +65,9 @@ def build_app(weights: str | None = None, data: str | None = None, device: str =
                     "upload a photo and follow it through the layers.")
         choices = registry.choices()
         with gr.Row():
-            model_key = gr.Dropdown(choices=choices, value=choices[0][1], label="Model", scale=2, elem_id="model-key")
+            # allow_custom_value: the API may name a checkpoint trained after this page was built
+            model_key = gr.Dropdown(choices=choices, value=choices[0][1], label="Model", scale=2, elem_id="model-key",
+                                    allow_custom_value=True)
             refresh = gr.Button("Refresh model list", scale=0, size="sm")
         banner = gr.Markdown(registry.banner(choices[0][1]), elem_id="banner")
         train_it = gr.Button("Train this untrained model on the flowers (Retrain tab)", size="sm",

@@ -1,12 +1,22 @@
-"""Classify & Explain: top-5, one attribution method at a time, Grad-CAM, and the checks on demand."""
+"""Classify & Explain: top-5, any class (or class A minus class B) with any method, Grad-CAM at any conv
+layer, all six methods side by side, raw maps as .npy, and the checks on demand."""
 from __future__ import annotations
 
 import gradio as gr
 
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from alexnet.errors import OptionError
+from alexnet.model import CONV_LAYERS
 from app.examples import example_images
 from app.ui import Page, UploadImage, friendly, need_image
-from viz.attribution import METHODS, explain, overlay_image, panel
-from viz.plots import figure_to_image
+from viz.attribution import (check_method, class_index, explain, layer_cams, overlay_image, panel,
+                             predicted_class)
+from viz.compare import compare_methods
+from viz.plots import figure_to_image, overlay_row
 from viz.sanity import faithfulness, sanity_check
 
 METHOD_LABELS = {
@@ -14,16 +24,32 @@ METHOD_LABELS = {
     "integrated_gradients": "Integrated Gradients (32 steps)",
     "smoothgrad": "SmoothGrad (16 noisy copies)",
     "guided_backprop": "Guided Backprop",
-    "gradcam": "Grad-CAM on conv5",
+    "gradcam": "Grad-CAM (at the layer chosen below)",
     "occlusion": "Occlusion (slow on CPU)",
 }
 # The cascading-randomisation check repeats each method once per layer: keep the slow ones out by default.
 CHECK_METHODS = ("saliency", "guided_backprop", "gradcam")
+TOP1 = ("the predicted class (top-1)", "")
+NONE = ("none", "")
+ALL_LAYERS = "all"
+LAYER_CHOICES = list(CONV_LAYERS) + [("all five, one scale", ALL_LAYERS)]
 
 
 def top5_dict(classes: list[str], top5) -> dict[str, float]:
     idx, probs = top5
     return {classes[i]: float(p) for i, p in zip(idx, probs)}
+
+
+def save_map(page: Page, heatmap, stem: str) -> str:
+    """The raw attribution map as float32 .npy (H x W at the input size), in a fresh folder of this server's scratch."""
+    path = Path(tempfile.mkdtemp(dir=page.tmp)) / f"{stem}.npy"
+    np.save(path, np.asarray(heatmap, dtype=np.float32))
+    return str(path)
+
+
+def _stem(method: str, classes: list[str], target: int, contrast: int | None, layer: str | None = None) -> str:
+    name = classes[target] + (f"-minus-{classes[contrast]}" if contrast is not None else "")
+    return "-".join(p for p in (method, layer, name.replace(" ", "_").replace("/", "_")) if p)
 
 
 def build(page: Page) -> None:
@@ -38,14 +64,28 @@ def build(page: Page) -> None:
             method = gr.Dropdown([(v, k) for k, v in METHOD_LABELS.items()], value="saliency",
                                  label="Attribution method", elem_id="method")
             with gr.Row():
+                target = gr.Dropdown([TOP1], value="", label="Explain class (or click one in the top-5)",
+                                     filterable=True, allow_custom_value=True, elem_id="target")
+                contrast = gr.Dropdown([NONE], value="", label="...and not this class (contrast)",
+                                       filterable=True, allow_custom_value=True, elem_id="contrast")
+            with gr.Row():
                 classify_btn = gr.Button("Classify")
                 explain_btn = gr.Button("Explain", variant="primary")
         with gr.Column(scale=1):
             notice = gr.Markdown(elem_id="classify-notice")
-            top5 = gr.Label(num_top_classes=5, label="Top-5", elem_id="top5")
+            top5 = gr.Label(num_top_classes=5, label="Top-5 (click a class to explain it)", elem_id="top5")
     with gr.Row():
         heat = gr.Image(label="Attribution", type="pil", format="png", interactive=False, elem_id="attribution")
-        cam = gr.Image(label="Grad-CAM on conv5", type="pil", interactive=False, elem_id="gradcam")
+        cam = gr.Image(label="Grad-CAM", type="pil", interactive=False, elem_id="gradcam")
+    with gr.Row():
+        heat_npy = gr.File(label="Attribution map (.npy, float32, input size)", elem_id="attribution-npy")
+        layer = gr.Dropdown(LAYER_CHOICES, value="conv5", label="Grad-CAM layer", elem_id="cam-layer")
+    layers_img = gr.Image(label="Grad-CAM at conv1-conv5, one scale", type="pil", interactive=False,
+                          visible=False, elem_id="cam-layers")
+    with gr.Accordion("Compare all six methods for this image and class", open=False):
+        compare_btn = gr.Button("Compare (occlusion last; about 10-20 s on a CPU)")
+        compare_img = gr.Image(label="Every method, with its run time", type="pil", interactive=False,
+                               elem_id="compare-grid")
     with gr.Accordion("Can we trust these maps? (sanity check and faithfulness)", open=False):
         gr.Markdown("**Sanity check** (Adebayo et al. 2018): randomise the layers from fc8 down; a map that "
                     "still looks the same does not depend on what the network learned. **Faithfulness**: delete "
@@ -57,42 +97,102 @@ def build(page: Page) -> None:
             sanity_img = gr.Image(label="Cascading randomisation", type="pil", interactive=False)
             faith_img = gr.Image(label="Deletion / insertion", type="pil", interactive=False)
 
+    def chosen(loaded, target_v, contrast_v):
+        """The dropdowns' classes -> indices (None: the predicted class / no contrast)."""
+        classes = loaded.meta["classes"]
+        return class_index(classes, target_v), class_index(classes, contrast_v)
+
+    def maps(loaded, x, method_name, t, c, layer_v):
+        """(attribution overlay, its raw map, Grad-CAM overlay or the five-layer row) for class t (minus c)."""
+        m = loaded.meta
+        e = explain(loaded.model, x, t, method_name, meta=m, contrast=c, **({"layer": layer_v}
+                                                                             if method_name == "gradcam" and layer_v in CONV_LAYERS else {}))
+        if layer_v == ALL_LAYERS:
+            row = overlay_row(loaded.seen(x), layer_cams(loaded.model, x, e.target, contrast=c),
+                              title=f"Grad-CAM for '{m['classes'][e.target]}', one colour scale")
+            return e, None, row
+        g = explain(loaded.model, x, e.target, "gradcam", meta=m, contrast=c, layer=layer_v)
+        return e, g.overlay, None
+
     @friendly
-    def on_upload(path, key, method_name, progress=gr.Progress()):
-        """One forward + one backward: top-5, saliency and Grad-CAM together."""
+    def on_upload(path, key, method_name, layer_v, progress=gr.Progress()):
+        """One forward + one backward: top-5, saliency and Grad-CAM together; the class choice resets to top-1."""
         if not path:
-            return None, None, None, None, ""
+            return None, None, None, None, "", None, gr.skip(), gr.skip(), gr.skip()
         loaded = reg.get(key, progress)
         x, img = loaded.prepare(path)
         m = loaded.meta
         with loaded.lock:
             p = panel(loaded.model, x, trained=loaded.trained and not loaded.partial)
             reg.remember(loaded, img, p.logits, p.acts)   # Filters/Layers/Embeddings reuse this pass
-            sal = overlay_image(x, p.saliency, m["mean"], m["std"])
-            gc = overlay_image(x, p.gradcam, m["mean"], m["std"])
-            first = sal if method_name == "saliency" else (gc if method_name == "gradcam" else None)
-            if first is None:
-                first = explain(loaded.model, x, p.target, method_name, meta=m).overlay
-        return path, top5_dict(m["classes"], p.top5), first, gc, loaded.top5_note
+            if method_name in ("saliency", "gradcam") and layer_v == "conv5":
+                sal = overlay_image(x, p.saliency, m["mean"], m["std"])
+                gc = overlay_image(x, p.gradcam, m["mean"], m["std"])
+                first, raw, row = (sal, p.saliency, None) if method_name == "saliency" else (gc, p.gradcam, None)
+            else:
+                e, gc, row = maps(loaded, x, method_name, p.target, None, layer_v)
+                first, raw = e.overlay, e.heatmap
+        stem = _stem(method_name, m["classes"], p.target, None)
+        classes = [TOP1] + list(m["classes"])
+        return (path, top5_dict(m["classes"], p.top5), first, gc, loaded.top5_note, save_map(page, raw, stem),
+                gr.Dropdown(choices=classes, value=""), gr.Dropdown(choices=[NONE] + list(m["classes"]), value=""),
+                gr.Image(value=row, visible=row is not None))
 
     @friendly
-    def classify(path, key):
-        need_image(path)
-        loaded = reg.get(key)
-        logits, _, _, _ = reg.forward(loaded, path)
+    def redraw(path, method_name, key, target_v, contrast_v, layer_v, progress=gr.Progress()):
+        """Every map again, for the chosen class (minus the contrast class) and Grad-CAM layer."""
+        if not path:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        loaded = reg.get(key, progress)
+        t, c = chosen(loaded, target_v, contrast_v)
+        x, _ = loaded.prepare(path)
+        with loaded.lock:
+            e, gc, row = maps(loaded, x, method_name, t, c, layer_v)
+        stem = _stem(method_name, loaded.meta["classes"], e.target, c)
+        return e.overlay, gc if row is None else None, save_map(page, e.heatmap, stem), \
+            gr.Image(value=row, visible=row is not None)
+
+    @friendly
+    def classify(image, model):
+        need_image(image)
+        loaded = reg.get(model)
+        logits, _, _, _ = reg.forward(loaded, image)
         probs = logits.softmax(dim=1)[0]
         p, i = probs.topk(min(5, probs.numel()))
         return top5_dict(loaded.meta["classes"], (i.tolist(), p.tolist()))
 
     @friendly
-    def explain_one(path, method_name, key):
+    def explain_api(image, method, model, target="", layer="conv5"):
+        """The /explain endpoint: the overlay and the raw map (.npy) for `target` (class name or
+        index; default the top-1); `layer` is Grad-CAM's (conv1-conv5, default conv5)."""
+        need_image(image)
+        check_method(method)
+        if layer not in CONV_LAYERS:
+            raise OptionError(f"layer must be one of {', '.join(CONV_LAYERS)}, not {layer!r}")
+        loaded = reg.get(model)
+        t = class_index(loaded.meta["classes"], target)
+        x, _ = loaded.prepare(image)
+        with loaded.lock:
+            e = explain(loaded.model, x, t, method, meta=loaded.meta, **({"layer": layer} if method == "gradcam" else {}))
+        stem = _stem(method, loaded.meta["classes"], e.target, None, layer if method == "gradcam" else None)
+        return e.overlay, save_map(page, e.heatmap, stem)
+
+    def select_class(evt: gr.SelectData):
+        return evt.value          # the clicked top-5 class becomes the target; its change redraws
+
+    @friendly
+    def compare(path, key, target_v, contrast_v, progress=gr.Progress()):
         need_image(path)
-        if method_name not in METHODS:
-            raise gr.Error(f"Unknown method {method_name!r}; choose one of {', '.join(METHODS)}.")
-        loaded = reg.get(key)
+        loaded = reg.get(key, progress)
+        t, c = chosen(loaded, target_v, contrast_v)
         x, _ = loaded.prepare(path)
         with loaded.lock:
-            return explain(loaded.model, x, None, method_name, meta=loaded.meta).overlay
+            t = t if t is not None else predicted_class(loaded.model, x)
+            classes = loaded.meta["classes"]
+            title = f"why '{classes[t]}'" + (f" and not '{classes[c]}'" if c is not None else "")
+            result = compare_methods(loaded.model, x, t, meta=loaded.meta, contrast=c, title=title,
+                                     progress=lambda i, n, name: progress(i / n, desc=f"{METHOD_LABELS[name]} ({i + 1}/{n})"))
+        return result.grid
 
     @friendly
     def checks(path, key, progress=gr.Progress()):
@@ -112,11 +212,15 @@ def build(page: Page) -> None:
         text = "\n".join(lines) + ("\n\n" + loaded.notice if loaded.notice else "")
         return text, figure_to_image(s.figure), figure_to_image(f.figure)
 
-    outs = [page.image, top5, heat, cam, notice]
-    img.change(on_upload, [img, page.model_key, method], outs, api_name=False)
-    page.model_key.change(on_upload, [img, page.model_key, method], outs, api_name=False)
+    outs = [page.image, top5, heat, cam, notice, heat_npy, target, contrast, layers_img]
+    img.change(on_upload, [img, page.model_key, method, layer], outs, api_name=False)
+    page.model_key.change(on_upload, [img, page.model_key, method, layer], outs, api_name=False)
     classify_btn.click(classify, [img, page.model_key], top5, api_name="classify")
-    explain_btn.click(explain_one, [img, method, page.model_key], heat, api_name="explain")
-    method.change(lambda p, m, k: explain_one(p, m, k) if p else gr.skip(),
-                  [img, method, page.model_key], heat, api_name=False)
+    explain_btn.click(explain_api, [img, method, page.model_key, target, layer], [heat, heat_npy], api_name="explain")
+    redraw_in = [img, method, page.model_key, target, contrast, layer]
+    redraw_out = [heat, cam, heat_npy, layers_img]
+    for trigger in (method.input, target.change, contrast.input, layer.input):
+        trigger(redraw, redraw_in, redraw_out, api_name=False, trigger_mode="always_last")
+    top5.select(select_class, None, target, api_name=False)
+    compare_btn.click(compare, [img, page.model_key, target, contrast], compare_img, api_name=False)
     checks_btn.click(checks, [img, page.model_key], [checks_text, sanity_img, faith_img], api_name=False)

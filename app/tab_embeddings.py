@@ -8,8 +8,12 @@ import torch
 
 from alexnet.data import decode_folder, find_data_dir
 from alexnet.lru import LRU
+from alexnet.model import LAYERS, default_input_size
+from alexnet.shapes import layer_table
 from app.ui import Page, friendly
-from viz.embedding import MapCache, fc7_features, fc7_key, neighbour_gallery, neighbours, place, scatter
+from viz.embedding import (MapCache, fc7_features, fc7_key, neighbour_gallery, neighbours, patch_gallery, place, scatter,
+                           top_patches)
+from viz.plots import overlay
 
 
 class Embedder:
@@ -39,6 +43,9 @@ class Embedder:
                 loaded.model, d.images, m["mean"], m["std"], m["input_size"], cache_key=key,
                 progress=lambda done, t: progress(0.4 + 0.4 * done / max(t, 1), desc=f"fc7 features {done}/{t}")))
         return key, feats, d
+
+
+UNITS = layer_table("paper", default_input_size("paper"))[LAYERS.index("conv5")]["out_shape"][0]   # 256
 
 
 def build(page: Page) -> None:
@@ -77,3 +84,40 @@ def build(page: Page) -> None:
         return text, scatter(m, star, title=f"fc7 of {len(d.paths):,} images"), items
 
     go.click(run, [page.image, page.model_key, k], [status, plot, gallery], api_name=False)
+
+    with gr.Accordion("One conv5 unit: the dataset patches that excite it most, and its map on your photo",
+                      open=False):
+        with gr.Row():
+            unit = gr.Slider(0, UNITS - 1, value=0, step=1, label=f"conv5 unit (0-{UNITS - 1})", scale=3,
+                             elem_id="unit")
+            patches_btn = gr.Button("Show its top patches", scale=1)
+        unit_status = gr.Markdown(elem_id="unit-status")
+        patches = gr.Gallery(label="Its 9 highest-activating dataset patches (receptive-field crops, one per photo)",
+                             columns=9, height="auto", elem_id="top-patches")
+        unit_map = gr.Image(label="The unit's activation on your photo", type="pil", interactive=False,
+                            elem_id="unit-map")
+
+    @friendly
+    def show_unit(path, key, unit_v, progress=gr.Progress()):
+        loaded = page.registry.get(key, progress)
+        d = emb.dataset(progress)
+        m, u = loaded.meta, int(unit_v)
+        with loaded.lock:
+            top = top_patches(loaded.model, d.images, m["mean"], m["std"], m["input_size"], unit=u, k=9,
+                              cache_key=fc7_key(loaded.model, d.key or str(len(d.paths)), m["mean"], m["std"],
+                                                m["input_size"]),
+                              progress=lambda done, t: progress(0.4 + 0.5 * done / max(t, 1),
+                                                                desc=f"conv5 maxima {done}/{t} (once per model)"))
+        text = (f"conv5 unit {u}: receptive field {top['rf']}x{top['rf']} px; strongest response "
+                f"{top['values'][0]:.2f} on image #{int(top['indices'][0])}.")
+        picture = None
+        if path:
+            _, acts, x, _ = page.registry.forward(loaded, path)
+            a = acts["conv5"][0, u].numpy()                            # (13, 13) at 227
+            picture = overlay(loaded.seen(x), a)
+            text += f" On your photo: at most {a.max():.2f}."
+        if loaded.notice:
+            text += "\n\n" + loaded.notice
+        return text, patch_gallery(top, d.labels, d.classes), picture
+
+    patches_btn.click(show_unit, [page.image, page.model_key, unit], [unit_status, patches, unit_map], api_name=False)

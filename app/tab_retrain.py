@@ -19,7 +19,7 @@ from app.state import UNTRAINED
 from app.ui import Page, friendly
 from viz.filters import compare
 from viz.plots import training_curves
-from viz.retraining import gradcam_before_after, held_out
+from viz.retraining import gradcam_before_after, held_out, held_out_drift
 
 
 class Trainer:
@@ -152,13 +152,15 @@ def build(page: Page) -> None:
     with gr.Row():
         filters = gr.Image(label="conv1 before / after", type="pil", interactive=False)
         cams = gr.Gallery(label="Grad-CAM on your photo: before / after", columns=2, height="auto")
+    drift_img = gr.Image(label="The held-out photos in fc7 space (UMAP): before / after fine-tuning", type="pil",
+                         interactive=False, elem_id="drift")
 
     def poll():
         """Yield live state until the run ends (also used by visitors who did not start it)."""
         while tr.running:
-            yield _summary(tr), training_curves(tr.points, tr.epochs), None, None, None, None
+            yield _summary(tr), training_curves(tr.points, tr.epochs), None, None, None, None, None
             time.sleep(1.0)
-        yield _summary(tr), training_curves(tr.points, tr.epochs), None, None, None, None
+        yield _summary(tr), training_curves(tr.points, tr.epochs), None, None, None, None, None
 
     def config(folder, mode_v, recipe_v, epochs_v, lr_v, batch_v, limit_v, key) -> TrainConfig:
         root = find_data_dir(folder.strip() or page.data or None)   # refuses missing or non-directory paths
@@ -201,11 +203,12 @@ def build(page: Page) -> None:
         base = (_summary(tr), training_curves(tr.points, tr.epochs))
         r = tr.result
         if r is None or r.cancelled or not (r.best_checkpoint or r.checkpoint):
-            return base + (None, None, None, None)
+            return base + (None, None, None, None, None)
         ckpt = reg.key_for(r.best_checkpoint or r.checkpoint)
         reg.forget(ckpt)
         after = reg.get(ckpt)
-        report = held_out(after.model, after.meta, decode_folder(tr.config.data))
+        decoded = decode_folder(tr.config.data)
+        report = held_out(after.model, after.meta, decoded)
         before_model, before_meta = tr.before or (None, None)
         conv = compare(before_model if before_model is not None else after.model, after.model)["image"]
         cam_items = []
@@ -214,7 +217,11 @@ def build(page: Page) -> None:
             with after.lock:
                 cam_items = gradcam_before_after([("before", before_model, before_meta),
                                                   ("after", after.model, after.meta)], x)
-        return base + (report.confusion, report.misclassified, conv, cam_items)
+        moved = None
+        if before_model is not None:              # fine-tuning: the same photos, mapped by both models
+            with after.lock:
+                moved = held_out_drift(before_model, before_meta, after.model, after.meta, decoded).image
+        return base + (report.confusion, report.misclassified, conv, cam_items, moved)
 
     def do_cancel():
         if not tr.running:
@@ -226,7 +233,7 @@ def build(page: Page) -> None:
     # On a click only: timing real steps costs seconds of CPU, and must not run behind every keystroke.
     estimate_btn.click(estimate_time, settings, estimate_text, api_name=False, concurrency_limit=1,
                        trigger_mode="always_last")
-    outs = [status, curves, cm, wrong, filters, cams]
+    outs = [status, curves, cm, wrong, filters, cams, drift_img]
     start.click(run, [data, mode, recipe, epochs, lr, batch, limit, page.model_key, page.image], outs,
                 api_name=False, concurrency_limit=None,
                 # Gradio ignores a click while this button's last event is still finishing ("once");

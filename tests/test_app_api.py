@@ -81,15 +81,57 @@ def test_imagenet_without_network_is_one_sentence(client, sample_jpeg):
 
 
 @pytest.mark.parametrize("method", ["saliency", "gradcam"])
-def test_explain_returns_a_picture(client, sample_jpeg, method):
-    path = client.predict(handle_file(str(sample_jpeg)), method, api_name="/explain")
-    _assert_picture(path)
+def test_explain_returns_a_picture_and_its_raw_map(client, sample_jpeg, method):
+    overlay, npy = client.predict(handle_file(str(sample_jpeg)), method, api_name="/explain")
+    pic = _assert_picture(overlay)
+    m = np.load(npy, allow_pickle=False)
+    assert m.dtype == np.float32 and m.shape == (227, 227) == pic.shape[:2] and m.min() >= 0 and m.max() > 0
 
 
 def test_explain_saliency_and_gradcam_differ(client, sample_jpeg):
-    a = _assert_picture(client.predict(handle_file(str(sample_jpeg)), "saliency", api_name="/explain"))
-    b = _assert_picture(client.predict(handle_file(str(sample_jpeg)), "gradcam", api_name="/explain"))
+    a = _assert_picture(client.predict(handle_file(str(sample_jpeg)), "saliency", api_name="/explain")[0])
+    b = _assert_picture(client.predict(handle_file(str(sample_jpeg)), "gradcam", api_name="/explain")[0])
     assert a.shape != b.shape or np.abs(a - b).mean() > 1.0, "saliency and Grad-CAM gave the same picture"
+
+
+def test_explain_takes_a_target_class_and_a_gradcam_layer_by_name(client, sample_jpeg):
+    params = [p["parameter_name"] for p in client.view_api(print_info=False, return_format="dict")
+              ["named_endpoints"]["/explain"]["parameters"]]
+    assert params[3:] == ["target", "layer"]
+    f = handle_file(str(sample_jpeg))
+    maps = {t: np.load(client.predict(f, "saliency", target=t, api_name="/explain")[1]) for t in ("roses", "daisy")}
+    assert maps["roses"].shape == maps["daisy"].shape == (227, 227)
+    assert np.abs(maps["roses"] - maps["daisy"]).mean() > 1e-3 * maps["roses"].mean()   # two classes, two maps
+    by_index = np.load(client.predict(f, "saliency", target="2", api_name="/explain")[1])   # 'roses' is class 2
+    np.testing.assert_array_equal(by_index, maps["roses"])
+    fine = np.load(client.predict(f, "gradcam", target="roses", layer="conv1", api_name="/explain")[1])
+    coarse = np.load(client.predict(f, "gradcam", target="roses", layer="conv5", api_name="/explain")[1])
+    assert fine.shape == coarse.shape == (227, 227) and not np.allclose(fine, coarse)
+    for bad, words in ((dict(target="cactus"), "no class 'cactus'"), (dict(layer="fc7"), "fc7.*conv1"), (dict(layer="all"), "layer must be one of conv1")):
+        with pytest.raises(AppError, match=words):
+            client.predict(f, "saliency", api_name="/explain", **bad)
+
+
+def test_a_checkpoint_written_after_start_up_is_accepted_by_name(client, app_server, sample_jpeg):
+    """The model list was frozen at start-up; the API takes any checkpoint present now."""
+    import torch
+    from alexnet.model import build
+    from alexnet.weights import make_meta, save_checkpoint
+    model = build("paper", 2, width=0.125, generator=torch.Generator().manual_seed(0))
+    ckpts = app_server["work"] / "cache" / "checkpoints"
+    save_checkpoint(ckpts / "late-run.safetensors", model, make_meta(model, ["cats", "dogs"], [0.5] * 3, [0.25] * 3,
+                                                                     input_size=99, source="test"))
+    try:
+        out = client.predict(handle_file(str(sample_jpeg)), "checkpoint:late-run.safetensors", api_name="/classify")
+        assert {c["label"] for c in out["confidences"]} == {"cats", "dogs"}
+        overlay, npy = client.predict(handle_file(str(sample_jpeg)), "saliency", "checkpoint:late-run.safetensors",
+                                      target="dogs", api_name="/explain")
+        assert np.load(npy).shape == (99, 99)
+        with pytest.raises(AppError, match="unknown model"):
+            client.predict(handle_file(str(sample_jpeg)), "saliency", "nonsense", api_name="/explain")
+    finally:                      # later tests expect the shipped model to stay the newest default
+        for f in ckpts.glob("late-run.*"):
+            f.unlink()
 
 
 def test_unknown_method_is_a_clear_error(client, sample_jpeg):

@@ -115,11 +115,27 @@ def test_switching_method_updates_attribution(page, shots):
     img = page.locator("#attribution img")
     before = img.get_attribute("src")
     page.locator("#method input").click()
-    page.get_by_role("option", name="Grad-CAM on conv5").click()
-    expect(page.locator("#method input")).to_have_value("Grad-CAM on conv5")
+    page.get_by_role("option", name="Grad-CAM (at the layer chosen below)").click()
+    expect(page.locator("#method input")).to_have_value("Grad-CAM (at the layer chosen below)")
     expect(img).not_to_have_attribute("src", before, timeout=QUICK)
     assert_picture(img, "the Grad-CAM attribution")
     save_shot(page, shots, "classify-gradcam")
+
+
+def test_clicking_a_top5_class_explains_that_class(page, shots):
+    img = page.locator("#attribution img")
+    rows = page.locator("#top5 button.confidence-set")
+    expect(rows).to_have_count(5)
+    second = rows.nth(1)
+    name = second.get_attribute("data-testid").removesuffix("-confidence-set")
+    before = img.get_attribute("src")
+    second.click()
+    expect(page.locator("#target input")).to_have_value(name)       # the class is now the target...
+    expect(img).not_to_have_attribute("src", before, timeout=QUICK)  # ...and the map was redrawn for it
+    assert_picture(img, f"the attribution for {name}")
+    download = page.locator("#attribution-npy a").first           # the raw map for that class, as .npy
+    expect(download).to_have_attribute("href", re.compile(rf"{re.escape(name)}\.npy"))
+    save_shot(page, shots, "classify-second-class")
 
 
 # ------------------------------------------------------------------ Filters

@@ -234,3 +234,24 @@ def test_top_patches_find_a_planted_bright_spot():
     assert c.calls == 0 and other["patches"].shape[0] == 2
     with pytest.raises(ValueError, match="units 0.."):
         E.top_patches(model, imgs, MEAN, STD, size, unit=10_000)
+
+
+def test_top_patches_equal_a_brute_force_argmax_on_random_images():
+    """Every unit's ranking and positions agree with one plain forward pass and argmax per image."""
+    size = 99
+    model, imgs = tiny(seed=3), random_images(7, seed=5)
+    with torch.inference_mode():
+        _, acts = model(normalize(center_crop(imgs, size), MEAN, STD), return_activations=True)
+    a = acts["conv5"]                                               # (7, C, h, w)
+    flat = a.flatten(2)                                             # (7, C, h*w)
+    for unit in (0, 5, a.shape[1] - 1):
+        values, where = flat[:, unit].max(dim=1)                    # (7,) per image
+        order = sorted(range(len(imgs)), key=lambda i: (-values[i].item(), i))[:4]
+        out = E.top_patches(model, imgs, MEAN, STD, size, unit=unit, k=4, cache=False)
+        assert out["indices"].tolist() == order
+        np.testing.assert_allclose(out["values"], values[order].numpy(), rtol=1e-5)
+        w = a.shape[-1]
+        assert [tuple(p) for p in out["positions"]] == [divmod(int(where[i]), w) for i in order]
+    gallery = E.patch_gallery(out, labels=[0, 1, 2, 0, 1, 2, 0], classes=["x", "y", "z"], size=48)
+    assert len(gallery) == 4 and gallery[0][0].size == (48, 48)
+    assert gallery[0][1].startswith(f"#{order[0]} · ")

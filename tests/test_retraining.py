@@ -10,7 +10,7 @@ from alexnet.model import build
 from alexnet.train import TrainConfig, train
 from alexnet.weights import load_checkpoint
 from conftest import make_image_folder
-from viz.retraining import gradcam_before_after, held_out
+from viz.retraining import drift, gradcam_before_after, held_out, held_out_drift
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +47,22 @@ def test_gradcam_before_after_names_each_models_own_top1_and_skips_a_missing_bef
     for (img, caption), m in zip(items, (model, other)):
         top = int(m(x).argmax())
         assert caption.endswith(meta["classes"][top]) and img.size == (67, 67)
+
+
+def test_drift_shows_classes_separating_after_training():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 20)                                   # 60 photos, 3 classes
+    before = rng.normal(size=(60, 32)).astype(np.float32)                  # no class structure
+    centres = rng.normal(size=(3, 32)) * 4
+    after = (centres[labels] + rng.normal(size=(60, 32))).astype(np.float32)   # three clusters
+    d = drift(before, after, labels, ["a", "b", "c"])
+    assert d.silhouette_after > 0.5 > d.silhouette_before
+    assert d.image.width > 1.8 * d.image.height and d.image.mode == "RGB"
+
+
+def test_held_out_drift_maps_the_recorded_validation_photos_with_both_models(run):
+    model, meta, decoded = run
+    before = build("paper", 3, width=0.125, generator=torch.Generator().manual_seed(9)).eval()
+    d = held_out_drift(before, meta, model, meta, decoded)
+    assert -1 <= d.silhouette_before <= 1 and -1 <= d.silhouette_after <= 1
+    assert d.image.width > d.image.height > 200

@@ -35,6 +35,7 @@ from torch import nn
 
 from alexnet.errors import OptionError
 from alexnet.images import display_image, preprocess
+from alexnet.model import CONV_LAYERS
 from alexnet.weights import IMAGENET_MEAN, IMAGENET_STD
 from viz.plots import overlay
 
@@ -174,6 +175,24 @@ def as_batch(model: nn.Module, image, meta: dict | None = None) -> torch.Tensor:
     return x.detach().float().to(_device(model))
 
 
+def class_index(classes: list[str], value) -> int | None:
+    """A class given by a visitor -> its index: a name (any case), an index (int or digits), or
+    None / "" for "the predicted class". Anything else is an OptionError naming valid choices."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    text = str(value).strip()
+    if text.lstrip("-").isdigit():
+        i = int(text)
+        if 0 <= i < len(classes):
+            return i
+        raise OptionError(f"class index {i} is out of range: this model has classes 0-{len(classes) - 1}")
+    lower = [c.lower() for c in classes]
+    if text.lower() in lower:
+        return lower.index(text.lower())
+    raise OptionError(f"this model has no class {text!r}; it knows {len(classes)} classes, e.g. "
+                      f"{', '.join(classes[:5])}")
+
+
 def predicted_class(model: nn.Module, x: torch.Tensor) -> int:
     """Top-1 class: one inference forward. Pass `target=` (e.g. a Panel's) to skip it."""
     with torch.inference_mode():
@@ -202,12 +221,15 @@ class Explanation:
 
 
 def explain(model: nn.Module, image, target: int | None = None, method: str = "saliency", *,
-            meta: dict | None = None, trained: bool | None = None, **options) -> Explanation:
+            meta: dict | None = None, trained: bool | None = None, contrast: int | None = None,
+            **options) -> Explanation:
     """Explain `target` (default: the predicted class) for one image with one method.
 
     `image` is a PIL image (preprocessed with `meta` = {input_size, mean, std}, defaulting to the
-    model's spec size and ImageNet statistics) or an already-normalised tensor. `options` go to
-    the method (e.g. steps=, samples=, window=, stride=). Puts the model in eval mode.
+    model's spec size and ImageNet statistics) or an already-normalised tensor. `contrast`, a
+    second class, explains "why `target` and not `contrast`": the method attributes the logit
+    difference target - contrast. `options` go to the method (e.g. steps=, samples=, seed=,
+    window=, stride=, layer= for Grad-CAM). Puts the model in eval mode.
     """
     check_method(method)
     t0 = time.perf_counter()
@@ -215,10 +237,48 @@ def explain(model: nn.Module, image, target: int | None = None, method: str = "s
     x = as_batch(model, image, meta)
     if target is None:
         target = predicted_class(model, x)
-    heat = attribute_map(model, x, target, method, **options)
+    if contrast is None:
+        heat = attribute_map(model, x, target, method, **options)
+    else:
+        heat = attribute_map(Contrast(model, int(target), int(contrast)), x, 0, method, **options)
     _, mean, std = _norm_meta(model, meta)
     return Explanation(heat, overlay_image(x, heat, mean, std), int(target), method,
                        time.perf_counter() - t0, UNTRAINED_NOTICE if trained is False else None)
+
+
+class Contrast(nn.Module):
+    """One output, logit[a] - logit[b]: any method then explains "why a and not b".
+
+    It wraps the model without copying it; `tap` passes through so Grad-CAM finds its layers.
+    """
+
+    def __init__(self, model: nn.Module, a: int, b: int):
+        super().__init__()
+        self.model, self.a, self.b = model, a, b
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.model(x)                                     # (B, K)
+        return (logits[:, self.a] - logits[:, self.b])[:, None]    # (B, 1)
+
+    def tap(self, name: str) -> nn.Module:
+        return self.model.tap(name)
+
+
+def layer_cams(model: nn.Module, x: torch.Tensor, target: int, layers=CONV_LAYERS,
+               contrast: int | None = None) -> dict[str, np.ndarray]:
+    """Grad-CAM at several layers from ONE forward and ONE backward: {layer: (h, w) float32 >= 0}
+    at each layer's own resolution (conv1 55x55 ... conv5 13x13 at 227), before any upsampling."""
+    model.eval()
+    x = x.detach().requires_grad_(True)     # a graph even when every parameter is frozen
+    logits, acts = model(x, return_activations=True)           # (1, K), {layer: (1, C, h, w)}
+    score = logits[0, target] - (logits[0, contrast] if contrast is not None else 0.0)
+    grads = torch.autograd.grad(score, [acts[name] for name in layers])
+    out = {}
+    for name, g in zip(layers, grads):
+        w = g.mean(dim=(2, 3), keepdim=True)                       # (1, C, 1, 1)
+        cam = F.relu((w * acts[name].detach()).sum(dim=1))[0]      # (1, C, h, w) -> (h, w)
+        out[name] = cam.float().cpu().numpy()
+    return out
 
 
 # ---------------------------------------------------------------- panel: one forward, one backward
@@ -238,7 +298,7 @@ class Panel:
 
 
 def panel(model: nn.Module, x, target: int | None = None, *, meta: dict | None = None,
-          trained: bool | None = None) -> Panel:
+          trained: bool | None = None, contrast: int | None = None) -> Panel:
     """The explain tab in one forward (recording every layer) and one backward of the target logit.
 
     The backward is `torch.autograd.grad` w.r.t. the input and conv5's activation together: the
@@ -254,7 +314,8 @@ def panel(model: nn.Module, x, target: int | None = None, *, meta: dict | None =
     probs = logits.detach().softmax(dim=1)[0]          # (K,)
     if target is None:
         target = int(probs.argmax())
-    g_x, g_c = torch.autograd.grad(logits[0, target], (x, conv5))
+    score = logits[0, target] - (logits[0, contrast] if contrast is not None else 0.0)   # "why target (not contrast)"
+    g_x, g_c = torch.autograd.grad(score, (x, conv5))
     saliency = _abs_max(g_x)                                       # (H, W)
     weights = g_c.mean(dim=(2, 3), keepdim=True)                   # (1, C, 1, 1): spatially averaged gradients
     cam = (weights * conv5.detach()).sum(dim=1, keepdim=True)      # (1, 1, h, w)

@@ -345,3 +345,12 @@ def top_patches(model: nn.Module, images_uint8: torch.Tensor, mean, std, input_s
         patches[j, oy:oy + y1 - y0, ox:ox + x1 - x0] = img[y0:y1, x0:x1]
     return dict(patches=patches, boxes=boxes, values=v[order].astype(np.float32), indices=order.astype(np.int64),
                 positions=positions, layer=layer, unit=unit, rf=geo.rf)
+
+
+def patch_gallery(top: dict, labels=None, classes=None, size: int = 96) -> list[tuple[Image.Image, str]]:
+    """`top_patches`' result -> (patch enlarged to `size`, "image #i · class · activation") for a Gallery."""
+    out = []
+    for patch, i, v in zip(top["patches"], top["indices"], top["values"]):
+        parts = [f"#{int(i)}"] + ([classes[int(labels[int(i)])]] if labels is not None and classes else []) + [f"{v:.2f}"]
+        out.append((Image.fromarray(patch).resize((size, size), Image.NEAREST), " · ".join(parts)))
+    return out

@@ -37,28 +37,49 @@ def save_png(image: Image.Image, path, colours: int = 256) -> None:
     atomic_write_bytes(path, lambda tmp: small.save(tmp, format="PNG", optimize=True))
 
 
-def normalize_map(m: np.ndarray) -> np.ndarray:
-    """Scale any heatmap to 0-1 (a constant map becomes all zeros, not NaN)."""
+def normalize_map(m: np.ndarray, vmax: float | None = None) -> np.ndarray:
+    """Scale any heatmap to 0-1 (a constant map becomes all zeros, not NaN); with `vmax`, divide
+    by it instead, so several maps share one scale."""
     m = np.nan_to_num(np.asarray(m, dtype=np.float64))
+    if vmax is not None:
+        return np.clip(m / vmax, 0.0, 1.0) if vmax > 0 else np.zeros_like(m)
     lo, hi = m.min(), m.max()
     return np.zeros_like(m) if hi - lo < 1e-12 else (m - lo) / (hi - lo)
 
 
-def colorize(m: np.ndarray, cmap: str = "jet") -> np.ndarray:
+def colorize(m: np.ndarray, cmap: str = "jet", vmax: float | None = None) -> np.ndarray:
     """(H, W) map -> (H, W, 3) uint8 through a matplotlib colour map."""
-    return (colormaps[cmap](normalize_map(m))[..., :3] * 255).astype(np.uint8)
+    return (colormaps[cmap](normalize_map(m, vmax))[..., :3] * 255).astype(np.uint8)
 
 
-def overlay(image: np.ndarray | Image.Image, heatmap: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> Image.Image:
-    """Blend a heatmap (any size) over an (H, W, 3) image; the map is resized to the image."""
+def overlay(image: np.ndarray | Image.Image, heatmap: np.ndarray, alpha: float = 0.5, cmap: str = "jet",
+            vmax: float | None = None) -> Image.Image:
+    """Blend a heatmap (any size) over an (H, W, 3) image; the map is resized to the image.
+    `vmax`: the value drawn at full colour (default: the map's own range, 0-1 per map)."""
     img = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image, dtype=np.uint8)
     h, w = img.shape[:2]
-    hm = normalize_map(heatmap)
+    hm = normalize_map(heatmap, vmax)
     if hm.shape != (h, w):
         hm = np.asarray(Image.fromarray((hm * 255).astype(np.uint8)).resize((w, h), Image.BILINEAR)) / 255.0
-    col = colorize(hm, cmap).astype(np.float64)
+    col = colorize(hm, cmap, vmax=1.0 if vmax is not None else None).astype(np.float64)
     out = (1 - alpha) * img.astype(np.float64) + alpha * col
     return Image.fromarray(out.clip(0, 255).astype(np.uint8))
+
+
+def overlay_row(image: Image.Image, maps: dict[str, np.ndarray], title: str = "") -> Image.Image:
+    """Several heatmaps over one image in a row, on ONE colour scale (the largest value of all
+    maps is full colour), each titled with its name and its own resolution, e.g. Grad-CAM at
+    conv1..conv5: coarse-to-fine evidence that can be compared in strength, not only in shape."""
+    vmax = max((float(np.max(m)) for m in maps.values()), default=0.0)
+    fig = new_figure(2.4 * max(1, len(maps)), 2.9)
+    for i, (name, m) in enumerate(maps.items()):
+        ax = fig.add_subplot(1, len(maps), i + 1)
+        ax.imshow(np.asarray(overlay(image, m, vmax=vmax)))
+        ax.set_title(f"{name} ({m.shape[0]}x{m.shape[1]})", fontsize=10)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    return figure_to_image(fig)
 
 
 def barh(labels: list[str], values, title: str = "", xlabel: str = "", width: float = 6.0, height: float | None = None) -> Figure:

@@ -3,6 +3,7 @@
     report = held_out(model, meta, decoded)            # scores on exactly the images training held out
     report.confusion, report.misclassified             # a PIL image, [(thumbnail, caption)]
     gradcam_before_after([("before", m0, meta0), ("after", m1, meta1)], x)
+    drift(fc7_before, fc7_after, labels, classes)      # the same photos mapped by both models (UMAP)
 
 The Retrain tab shows these after a run; tests call them directly.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
@@ -17,7 +19,7 @@ from torch import nn
 from alexnet.data import Decoded
 from alexnet.evaluate import evaluate, split_indices
 from viz.attribution import overlay_image, panel
-from viz.embedding import neighbour_gallery
+from viz.embedding import fc7_features, fit_map, neighbour_gallery, scatter
 from viz.plots import confusion
 
 
@@ -55,3 +57,36 @@ def gradcam_before_after(models: list[tuple[str, nn.Module | None, dict | None]]
         p = panel(model.to(x.device), x)
         out.append((overlay_image(x, p.gradcam, meta["mean"], meta["std"]), f"{name}: {meta['classes'][p.target]}"))
     return out
+
+
+@dataclass
+class Drift:
+    image: Image.Image           # the two maps side by side
+    silhouette_before: float     # cosine silhouette of the classes in fc7 space (-1..1; higher = better separated)
+    silhouette_after: float
+
+
+def drift(before: np.ndarray, after: np.ndarray, labels, classes: list[str], seed: int = 0) -> Drift:
+    """The same photos placed by the model before and after training (fc7 features (N, D) each):
+    two UMAP maps side by side, each titled with how well its classes separate (silhouette, cosine).
+    The two maps are fitted separately, so compare the clusters, not positions across the panels."""
+    from sklearn.metrics import silhouette_score
+    labels = np.asarray(labels)
+    scores = [float(silhouette_score(f, labels, metric="cosine")) for f in (before, after)]
+    panels = [scatter(fit_map(f, labels, classes, seed=seed), title=f"{name}: silhouette {s:.2f}", size=(5.0, 4.2))
+              for f, name, s in zip((before, after), ("before training", "after training"), scores)]
+    w, h = sum(p.width for p in panels), max(p.height for p in panels)
+    image = Image.new("RGB", (w, h), "white")
+    image.paste(panels[0], (0, 0))
+    image.paste(panels[1], (panels[0].width, 0))
+    return Drift(image, *scores)
+
+
+def held_out_drift(before: nn.Module, before_meta: dict, after: nn.Module, after_meta: dict, decoded: Decoded,
+                   progress=None) -> Drift:
+    """`drift` on the validation photos training held out, each model with its own preprocessing."""
+    idx = split_indices(after_meta, decoded, "val")                   # (M,) indices into the decoded folder
+    images = decoded.images[idx]
+    feats = [fc7_features(m, images, meta["mean"], meta["std"], int(meta["input_size"]), progress=progress)
+             for m, meta in ((before, before_meta), (after, after_meta))]
+    return drift(feats[0], feats[1], decoded.labels[idx].numpy(), decoded.classes)
