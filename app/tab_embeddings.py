@@ -1,18 +1,21 @@
 """Embeddings: the flower set in fc7 space (UMAP), your photo as a star, and its nearest neighbours."""
 from __future__ import annotations
 
+import copy
 import threading
 
 import gradio as gr
 import torch
 
 from alexnet.data import decode_folder, find_data_dir
+from alexnet.features import model_hash
 from alexnet.lru import LRU
 from alexnet.model import LAYERS, default_input_size
 from alexnet.shapes import layer_table
 from app.ui import Page, friendly
 from viz.embedding import (MapCache, fc7_features, fc7_key, neighbour_gallery, neighbours, patch_gallery, place, scatter,
                            top_patches)
+from viz.feature_vis import maximise
 from viz.plots import overlay
 
 
@@ -91,11 +94,17 @@ def build(page: Page) -> None:
             unit = gr.Slider(0, UNITS - 1, value=0, step=1, label=f"conv5 unit (0-{UNITS - 1})", scale=3,
                              elem_id="unit")
             patches_btn = gr.Button("Show its top patches", scale=1)
+            vis_btn = gr.Button("Synthesise what it looks for (about 10 s)", scale=1)
+            vis_stop = gr.Button("Cancel", variant="stop", scale=0)
         unit_status = gr.Markdown(elem_id="unit-status")
         patches = gr.Gallery(label="Its 9 highest-activating dataset patches (receptive-field crops, one per photo)",
                              columns=9, height="auto", elem_id="top-patches")
-        unit_map = gr.Image(label="The unit's activation on your photo", type="pil", interactive=False,
-                            elem_id="unit-map")
+        with gr.Row():
+            unit_map = gr.Image(label="The unit's activation on your photo", type="pil", interactive=False,
+                                elem_id="unit-map")
+            vis_img = gr.Image(label="Feature visualisation: an image optimised to excite the unit", type="pil",
+                               interactive=False, elem_id="feature-vis")
+        vis_text = gr.Markdown(elem_id="feature-vis-text")
 
     @friendly
     def show_unit(path, key, unit_v, progress=gr.Progress()):
@@ -121,3 +130,40 @@ def build(page: Page) -> None:
         return text, patch_gallery(top, d.labels, d.classes), picture
 
     patches_btn.click(show_unit, [page.image, page.model_key, unit], [unit_status, patches, unit_map], api_name=False)
+
+    visuals: LRU = LRU(32)                        # (model fingerprint, unit) -> FeatureVis
+    stops: dict[str, threading.Event] = {}        # visitor session -> its running optimisation's stop flag
+
+    @friendly
+    def visualise(key, unit_v, request: gr.Request, progress=gr.Progress()):
+        loaded = page.registry.get(key, progress)
+        u = int(unit_v)
+        with loaded.lock:                         # a private copy: explanations need not wait 15 s for it
+            cache_key = (model_hash(loaded.model), u)
+            found = visuals.get(cache_key)
+            model = None if found is not None else copy.deepcopy(loaded.model)
+        if found is None:
+            stop = stops[request.session_hash] = threading.Event()
+            try:
+                found = maximise(model, "conv5", u, generator=torch.Generator().manual_seed(u), cancel=stop,
+                                 mean=loaded.meta["mean"], std=loaded.meta["std"],
+                                 progress=lambda s, n: progress(s / n, desc=f"optimising the image, step {s}/{n}"))
+            finally:
+                stops.pop(request.session_hash, None)
+            if not found.cancelled:
+                visuals.put(cache_key, found)
+        text = (f"conv5 unit {u}: mean activation {found.start_activation:.2f} on the random start, "
+                f"{found.final_activation:.2f} after {found.steps} steps ({found.seconds:.0f} s)."
+                + (" **Cancelled**: the image so far." if found.cancelled else ""))
+        if loaded.notice:
+            text += "\n\n" + loaded.notice
+        return found.image, text
+
+    def cancel_visual(request: gr.Request):
+        stop = stops.get(request.session_hash)
+        if stop is not None:
+            stop.set()
+
+    vis_btn.click(visualise, [page.model_key, unit], [vis_img, vis_text], api_name=False, concurrency_limit=1,
+                  concurrency_id="feature-vis")
+    vis_stop.click(cancel_visual, None, None, api_name=False, concurrency_limit=None)

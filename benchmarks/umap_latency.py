@@ -63,7 +63,7 @@ def main(argv=None) -> dict:
     decoded, decode_s = timed(lambda: decode_folder(data_dir))
     model, mean, std, size, model_name = load_model(args.weights, args.width)
     key = E.fc7_key(model, decoded.key or F.data_hash(decoded.paths), mean, std, size)
-    cached = (E.cache_dir() / E.FEATURES_DIR / f"{key}.npz").exists()
+    cached = F.load(key) is not None
     feats, features_s = timed(lambda: E.fc7_features(model, decoded.images, mean, std, size, cache_key=key))
     labels = decoded.labels.numpy()
 

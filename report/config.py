@@ -1,11 +1,12 @@
 """What the report runs and what it checks: `PaperConfig`, the ablation variants and the paper's claims."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from report.stats import plural
 
-SECTIONS = ("arithmetic", "conv1", "ablations", "neighbours")   # the order of paper.md
 
 # One option changed at a time; `baseline` is the paper's network (ReLU, LRN, 3/2 pooling, dropout 0.5,
 # PCA lighting, two groups). Values are alexnet.train.TrainConfig fields.
@@ -19,28 +20,13 @@ VARIANTS = {
     "one_group": dict(groups=1),
 }
 
-# The claims, in table order: id -> (claim, what the paper says). Tests check every row is written.
-CLAIMS = {
-    "params": ("Parameters", "60 million"),
-    "neurons": ("Neurons", "650,000"),
-    "macs": ("Multiply-adds per image", "not stated"),
-    "input": ("Input size and conv1 output", "224x224 in, 55x55x96 out"),
-    "conv1_split": ("conv1 groups specialise (colour-agnostic vs colour-specific)",
-                    "one GPU's 48 kernels largely colour-agnostic, the other's colour-specific (Fig. 3)"),
-    "relu": ("ReLU trains faster than tanh",
-             "6x fewer epochs to 25% training error (4-layer CNN, CIFAR-10, Fig. 1)"),
-    "lrn": ("Local response normalisation lowers error", "top-1 -1.4 points, top-5 -1.2 (ImageNet)"),
-    "pool": ("Overlapping pooling (3/2) beats 2/2", "top-1 -0.4 points, top-5 -0.3; slightly harder to overfit"),
-    "dropout": ("Dropout curbs overfitting", "without it, substantial overfitting; it ~doubles the iterations"),
-    "pca": ("PCA colour augmentation lowers error", "top-1 -1 point or more"),
-    "groups": ("Two groups vs one", "top-1 -1.7 points vs a one-GPU net with half the conv kernels"),
-    "ten_crop": ("10-crop testing", "averages 4 corners + centre and mirrors (no separate number given)"),
-    "neighbours": ("fc7 neighbours share the query's class; pixel neighbours do not",
-                   "Fig. 4: fc7 neighbours similar in content, not close in pixel L2 (qualitative)"),
-}
-SECTION_CLAIMS = {"arithmetic": ("params", "neurons", "macs", "input"), "conv1": ("conv1_split",),
-                  "ablations": ("relu", "lrn", "pool", "dropout", "pca", "groups", "ten_crop"),
-                  "neighbours": ("neighbours",)}
+# The paper's claims, in table order, by the section that measures them: id -> [claim, what the paper
+# says]. Data, so it lives in paper_claims.json beside this file. Tests check every row is written.
+CLAIMS_BY_SECTION: dict[str, dict[str, list[str]]] = json.loads(
+    (Path(__file__).with_name("paper_claims.json")).read_text(encoding="utf-8"))
+SECTIONS = tuple(CLAIMS_BY_SECTION)                    # the order of paper.md
+CLAIMS = {cid: claim for claims in CLAIMS_BY_SECTION.values() for cid, claim in claims.items()}
+SECTION_CLAIMS = {section: tuple(claims) for section, claims in CLAIMS_BY_SECTION.items()}
 
 
 @dataclass

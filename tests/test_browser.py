@@ -199,6 +199,18 @@ def test_embeddings_build_map(page, shots):
     save_shot(page, shots, "embeddings")
 
 
+def test_one_unit_top_patches_and_feature_visualisation(page, shots):
+    page.get_by_text("One conv5 unit").click()                          # open the accordion
+    page.get_by_role("button", name="Show its top patches").click()
+    expect(page.locator("#unit-status")).to_contain_text("conv5 unit 0: receptive field 163x163", timeout=SLOW)
+    expect(page.locator("#top-patches img")).to_have_count(9)            # 24 photos, the 9 best, one per photo
+    assert_picture(page.locator("#unit-map img"), "the unit's map on the photo")
+    page.get_by_role("button", name=re.compile(r"Synthesise what it looks for")).click()
+    expect(page.locator("#feature-vis-text")).to_contain_text("after 256 steps", timeout=SLOW)
+    assert_picture(page.locator("#feature-vis img"), "the feature visualisation")
+    save_shot(page, shots, "embeddings-unit")
+
+
 # ------------------------------------------------------------------ Retrain
 def test_retrain_start_then_cancel(page, shots):
     open_tab(page, "Retrain")
