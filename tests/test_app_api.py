@@ -154,3 +154,17 @@ def test_text_file_named_jpg_is_refused_and_server_lives_on(client, tmp_path, sa
     # the server is still answering
     out = client.predict(handle_file(str(sample_jpeg)), api_name="/classify")
     assert len(out["confidences"]) == 5
+
+
+def test_explain_npy_is_exactly_the_map_the_library_computes(client, sample_jpeg):
+    """The downloaded array is the shown map: the same numbers viz.attribution.explain gives for the
+    shipped model, the same image and the same class, computed here in the test process."""
+    from alexnet.compact import SHIPPED
+    from alexnet.images import preprocess
+    from alexnet.weights import load
+    from viz.attribution import explain
+    _, npy = client.predict(handle_file(str(sample_jpeg)), "saliency", target="tulips", api_name="/explain")
+    model, meta = load(SHIPPED)
+    x = preprocess(str(sample_jpeg), meta["input_size"], meta["mean"], meta["std"])
+    want = explain(model.eval(), x, meta["classes"].index("tulips"), "saliency", meta=meta).heatmap
+    np.testing.assert_allclose(np.load(npy), want, rtol=1e-4, atol=1e-6)
