@@ -345,11 +345,11 @@ def _listening(pid: int) -> list[tuple[str, int]]:
 
 
 def test_defaults_are_local_and_private():
-    from app.main import get_parser
+    from app.main import address, get_parser
     args = get_parser().parse_args([])
-    assert args.host == "127.0.0.1" and args.share is False
+    assert address(args, {}) == ("127.0.0.1", 7860) and args.share is False   # no flag, no GRADIO_SERVER_NAME
     help_text = " ".join(get_parser().format_help().split())      # what `python app/main.py --help` prints
-    assert "default 127.0.0.1" in help_text and "--share" in help_text and "off by default" in help_text
+    assert "else 127.0.0.1" in help_text and "--share" in help_text and "off by default" in help_text
 
 
 def test_server_listens_on_loopback_only(hostile_server, client):

@@ -1,0 +1,61 @@
+"""Deployment conventions: Gradio's own environment variables place the server; --help answers at once."""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from app.main import address, get_parser
+from app_server import ROOT, UNREACHABLE, free_port, stop_server
+
+
+def test_flags_beat_gradios_variables_which_beat_the_default():
+    args = get_parser().parse_args([])
+    assert address(args, {}) == ("127.0.0.1", 7860)                                    # loopback by default
+    env = {"GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": "8080"}
+    assert address(args, env) == ("0.0.0.0", 8080)
+    assert address(get_parser().parse_args(["--host", "127.0.0.3", "--port", "9000"]), env) == ("127.0.0.3", 9000)
+    with pytest.raises(ValueError, match="GRADIO_SERVER_PORT='http' is not a port number"):
+        address(argparse.Namespace(host=None, port=None), {"GRADIO_SERVER_PORT": "http"})
+
+
+def test_help_answers_before_gradio_and_torch_are_imported():
+    code = ("import runpy, sys; sys.argv = ['app/main.py', '--help']\n"
+            "try:\n    runpy.run_path('app/main.py', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "print('HEAVY', sorted(m for m in ('gradio', 'torch') if m in sys.modules))")
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
+    took = time.perf_counter() - t0
+    assert "GRADIO_SERVER_NAME" in out and "--weights" in out
+    assert "HEAVY []" in out, out[-200:]
+    assert took < 2.0, f"--help took {took:.1f} s"
+
+
+def test_gradio_server_name_is_where_it_serves(tmp_path):
+    port = free_port()
+    env = dict(os.environ, ALEXNET_CACHE=str(tmp_path / "cache"), GRADIO_ANALYTICS_ENABLED="False",
+               GRADIO_TEMP_DIR=str(tmp_path / "gradio"), ALEXNET_IMAGENET_URL=UNREACHABLE,
+               GRADIO_SERVER_NAME="127.0.0.2", GRADIO_SERVER_PORT=str(port))
+    log = tmp_path / "server.log"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app" / "main.py"), "--device", "cpu"], cwd=ROOT, env=env,
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    try:
+        deadline, ok = time.time() + 90, False
+        while time.time() < deadline and not ok:
+            assert proc.poll() is None, log.read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.2:{port}/", timeout=2) as r:
+                    ok = r.status == 200
+            except OSError:
+                time.sleep(0.5)
+        assert ok, f"nothing answered on 127.0.0.2:{port}:\n{log.read_text()[-2000:]}"
+        with pytest.raises(OSError):                        # and nothing on the loopback address it did not name
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+    finally:
+        stop_server(proc)
