@@ -5,8 +5,10 @@ Target (3,667 flowers, 2 CPU cores): fit <= 5 s once numba's JIT is warm, transf
     python benchmarks/umap_latency.py                       # untrained paper model, the shared flowers
     python benchmarks/umap_latency.py --weights ckpt.safetensors --baseline
 
-The fc7 pass itself (minutes on a CPU) is cached on disk by viz.embedding and reported
-separately; the JIT warm-up is a small fit first, timed on its own. `--baseline` also times
+The fc7 pass itself (minutes on a CPU) is cached on disk by alexnet.features and reported
+separately. Cold starts: two fresh processes each time their first whole map (import, fit,
+place one photo): the first after emptying the numba cache (a machine's first map ever), the
+second with it filled (every later server start); then this process times warm fits. `--baseline` also times
 umap-learn's defaults (metric="cosine" on raw fc7), the slow path this module avoids.
 Prints one JSON object.
 """
@@ -16,6 +18,8 @@ import argparse
 import json
 import os
 import platform
+import shutil
+import subprocess
 import statistics
 import sys
 import time
@@ -44,6 +48,22 @@ def load_model(source: str | None, width: float):
     return model, weights.IMAGENET_MEAN, weights.IMAGENET_STD, model.spec.input_size, f"untrained paper, width {width}"
 
 
+def first_map(key: str) -> float:
+    """In a fresh process: import umap (numba cache on), fit the whole map, place one row; print the seconds."""
+    t0 = time.perf_counter()
+    arrays = F.load(key)
+    feats, labels = arrays["fc7"], np.arange(len(arrays["fc7"])) % 5
+    E.place(E.fit_map(feats, labels, [str(i) for i in range(5)], seed=0), feats[0])
+    seconds = round(time.perf_counter() - t0, 2)
+    print(json.dumps(dict(first_map_s=seconds)))
+    return seconds
+
+
+def cold_first_map(key: str) -> float:
+    out = subprocess.run([sys.executable, __file__, "--first-map", key], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["first_map_s"]
+
+
 def timed(fn):
     t = time.perf_counter()
     out = fn()
@@ -57,7 +77,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--width", type=float, default=1.0, help="width of the untrained model (default 1.0)")
     ap.add_argument("--repeats", type=int, default=3, help="warm fits to time (default 3)")
     ap.add_argument("--baseline", action="store_true", help="also time umap-learn's defaults on raw fc7")
+    ap.add_argument("--first-map", default=None, metavar="KEY", help=argparse.SUPPRESS)  # child: one cold map
     args = ap.parse_args(argv)
+    if args.first_map:
+        return first_map(args.first_map)
 
     data_dir = find_data_dir(args.data)
     decoded, decode_s = timed(lambda: decode_folder(data_dir))
@@ -67,6 +90,8 @@ def main(argv=None) -> dict:
     feats, features_s = timed(lambda: E.fc7_features(model, decoded.images, mean, std, size, cache_key=key))
     labels = decoded.labels.numpy()
 
+    shutil.rmtree(weights.cache_dir() / "numba", ignore_errors=True)      # as on a machine that never drew a map
+    cold = [cold_first_map(key) for _ in range(2)]                         # compile + write, then read the cache
     _, jit_s = timed(lambda: E.place(E.fit_map(feats[:200], labels[:200], decoded.classes), feats[0]))
     fits, stages = [], []
     for _ in range(args.repeats):
@@ -82,6 +107,7 @@ def main(argv=None) -> dict:
         model=model_name, input_size=int(size),
         decode_s=round(decode_s, 2), features_s=round(features_s, 2), features_were_cached=cached,
         jit_warmup_s=round(jit_s, 2),
+        first_map_first_process_s=cold[0], first_map_new_process_s=cold[1],
         fit_s=[round(s, 3) for s in fits], fit_s_median=round(statistics.median(fits), 3),
         fit_stages_s_median=median_stages,
         transform_first_s=round(first_transform_s, 4),
@@ -94,7 +120,9 @@ def main(argv=None) -> dict:
         cpu_count=os.cpu_count(), load_average_1min=round(os.getloadavg()[0], 2),
         torch_threads=torch.get_num_threads(), python=platform.python_version(),
     )
-    out["meets_target"] = bool(out["fit_s_median"] <= 5.0 and out["transform_s_max"] <= 0.5)
+    out["cold_minus_warm_s"] = round(cold[1] - out["fit_s_median"], 2)
+    out["meets_target"] = bool(out["fit_s_median"] <= 5.0 and out["transform_s_max"] <= 0.5
+                               and out["cold_minus_warm_s"] <= 10.0)
 
     if args.baseline:
         import umap

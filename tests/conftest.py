@@ -15,6 +15,12 @@ FLOWERS = SHARED / "data" / "flower_photos_256"
 BVLC_CONV1 = ROOT / "assets" / "bvlc_alexnet_conv1.npz"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache_for_the_session(tmp_path_factory):
+    """Set before any module-scoped fixture runs (a fitted UMAP map compiles numba code into the cache)."""
+    os.environ["ALEXNET_CACHE"] = str(tmp_path_factory.getbasetemp() / "cache")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """No test reads or writes the user's real cache."""

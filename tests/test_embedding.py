@@ -144,6 +144,16 @@ def test_place_puts_a_training_point_near_itself(fitted):
         E.place(fitted, np.ones(7, dtype=np.float32))
 
 
+def test_umaps_compiled_code_is_cached_on_disk_for_the_next_process(fitted):
+    """umap-learn does not cache its numba functions; import_umap turns that on, in the project's cache."""
+    from numba.core.dispatcher import Dispatcher
+    umap = E.import_umap()
+    jitted = [f for f in vars(umap.umap_).values() if isinstance(f, Dispatcher)]
+    assert jitted and all(type(f._cache).__name__ != "NullCache" for f in jitted)
+    folder = cache_dir() / "numba"
+    assert any(folder.rglob("*.nbi")), "a fitted map left no compiled-code index in the cache folder"
+
+
 def test_map_cache_fits_once_and_stays_bounded(fitted):
     cache = E.MapCache(maxsize=1)
     m1 = cache.get_or_fit(fitted.features, fitted.labels, fitted.classes, key="k1")

@@ -23,6 +23,8 @@ OpenBLAS's spinning threads made the PCA 3-9x slower than one thread.
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ from alexnet.data import DataError
 from alexnet.errors import OptionError
 from alexnet.images import center_crop
 from alexnet.lru import LRU
+from alexnet.weights import cache_dir
 from alexnet.model import LAYERS
 from alexnet.shapes import spec_table
 from viz.plots import figure_to_image, new_figure
@@ -89,7 +92,7 @@ class CosineUMAP:
 
     def fit_transform(self, features: np.ndarray) -> np.ndarray:
         """(N, D) features -> (N, 2) map coordinates; remembers what `transform` needs."""
-        import umap  # ~2 s to import; only the Embed flow pays it
+        umap = import_umap()  # ~2 s to import; only the Embed flow pays it
         from sklearn.decomposition import PCA
 
         x = _unit_rows(features)
@@ -120,6 +123,37 @@ class CosineUMAP:
         with _quiet_umap(), threadpool_limits(1, user_api="blas"):
             q = self.pca.transform(_unit_rows(features)).astype(np.float32)        # (M, pca_dims)
             return self.umap.transform(pairwise_distances(q, self.points)).astype(np.float32)  # (M, 2)
+
+
+@functools.cache
+def import_umap():
+    """umap-learn, with its numba functions compiled once per machine, not once per process.
+
+    umap-learn does not ask numba to cache its ~110 jitted functions, so every new process paid
+    ~12 s of compilation before its first map (4.6 s warm). Turning on numba's on-disk cache for
+    them (`Dispatcher.enable_caching`, before anything is compiled) and pointing it at the
+    project's cache folder makes a cold start load machine code instead (~1 s). A function numba
+    cannot cache only warns and compiles as before.
+    """
+    folder = cache_dir() / "numba"
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(folder))     # read by numba at import (pynndescent's own caches)
+    import numba
+    import umap
+    import umap.layouts
+    import umap.spectral
+    import umap.umap_
+    import umap.utils
+    from numba.core.dispatcher import Dispatcher
+
+    numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=numba.NumbaWarning)
+        for module in (umap.umap_, umap.layouts, umap.utils, umap.spectral):
+            for fn in vars(module).values():
+                if isinstance(fn, Dispatcher) and fn._cache.__class__.__name__ == "NullCache":
+                    fn.enable_caching()
+    return umap
 
 
 def _unit_rows(features) -> np.ndarray:
