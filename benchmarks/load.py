@@ -4,7 +4,8 @@
                               [--url http://127.0.0.1:PORT/] [--image PATH] [--concurrency 2]
 
 N simulated visitors (threads, one gradio_client.Client each) call the `/explain` endpoint
-back to back with a random method from --methods, for --seconds. Without --url the script
+back to back with a random method from --methods ("classify" calls `/classify` instead), for
+--seconds. Without --url the script
 starts the app itself on a free 127.0.0.1 port (tests/app_server.start_server: untrained
 paper model, its own empty cache) and stops it at the end. Only loopback addresses are
 accepted: this is a load test for your own machine, never for someone else's server.
@@ -136,7 +137,10 @@ def user(i: int, url: str, image: str, methods: list[str], start: float, end: fl
         t0 = time.perf_counter()
         ok, kind = True, ""
         try:
-            job = client.submit(handle_file(image), method, api_name="/explain")
+            if method == "classify":
+                job = client.submit(handle_file(image), api_name="/classify")
+            else:
+                job = client.submit(handle_file(image), method, api_name="/explain")
             job.result(timeout=request_timeout)
         except Exception as e:  # noqa: BLE001
             ok, kind = False, f"{type(e).__name__}: {str(e)[:80]}"
@@ -183,7 +187,7 @@ def main(argv=None) -> dict:
 
         from gradio_client import Client, handle_file
         t0 = time.perf_counter()
-        Client(url, verbose=False).predict(handle_file(image), methods[0], api_name="/explain")   # loads the model
+        Client(url, verbose=False).predict(handle_file(image), "saliency", api_name="/explain")   # loads the model
         warmup_s = time.perf_counter() - t0
         rss_start = proc_status_kb(pid, "VmRSS") if pid else None
 
