@@ -2,11 +2,10 @@
 layer, all six methods side by side, raw maps as .npy, and the checks on demand."""
 from __future__ import annotations
 
-import gradio as gr
-
 import tempfile
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 
 from alexnet.errors import OptionError
@@ -103,10 +102,11 @@ def build(page: Page) -> None:
         return class_index(classes, target_v), class_index(classes, contrast_v)
 
     def maps(loaded, x, method_name, t, c, layer_v):
-        """(attribution overlay, its raw map, Grad-CAM overlay or the five-layer row) for class t (minus c)."""
+        """(the method's Explanation, the Grad-CAM overlay or None, the five-layer row or None) for class t
+        (minus c); the method's own Grad-CAM uses the chosen layer, conv5 when all five are shown."""
         m = loaded.meta
-        e = explain(loaded.model, x, t, method_name, meta=m, contrast=c, **({"layer": layer_v}
-                                                                             if method_name == "gradcam" and layer_v in CONV_LAYERS else {}))
+        options = {"layer": layer_v} if method_name == "gradcam" and layer_v in CONV_LAYERS else {}
+        e = explain(loaded.model, x, t, method_name, meta=m, contrast=c, **options)
         if layer_v == ALL_LAYERS:
             row = overlay_row(loaded.seen(x), layer_cams(loaded.model, x, e.target, contrast=c),
                               title=f"Grad-CAM for '{m['classes'][e.target]}', one colour scale")
