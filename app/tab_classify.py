@@ -111,6 +111,8 @@ def build(page: Page) -> None:
             row = overlay_row(loaded.seen(x), layer_cams(loaded.model, x, e.target, contrast=c),
                               title=f"Grad-CAM for '{m['classes'][e.target]}', one colour scale")
             return e, None, row
+        if options:                      # the method is Grad-CAM at this layer: its map is the second panel too
+            return e, e.overlay, None
         g = explain(loaded.model, x, e.target, "gradcam", meta=m, contrast=c, layer=layer_v)
         return e, g.overlay, None
 

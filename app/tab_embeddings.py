@@ -37,10 +37,16 @@ class Embedder:
                                                                                    desc=f"decoding images {d}/{t}"))
             return self._decoded
 
+    @staticmethod
+    def key(loaded, d) -> str:
+        """The feature store's name for this model's pass over the dataset (top patches add their layer)."""
+        m = loaded.meta
+        return fc7_key(loaded.model, d.key or str(len(d.paths)), m["mean"], m["std"], m["input_size"])
+
     def features(self, loaded, progress):
         d = self.dataset(progress)
         m = loaded.meta
-        key = fc7_key(loaded.model, d.key or str(len(d.paths)), m["mean"], m["std"], m["input_size"])
+        key = self.key(loaded, d)
         with loaded.lock:
             feats = self._features.get_or_make(key, lambda: fc7_features(
                 loaded.model, d.images, m["mean"], m["std"], m["input_size"], cache_key=key,
@@ -113,8 +119,7 @@ def build(page: Page) -> None:
         m, u = loaded.meta, int(unit_v)
         with loaded.lock:
             top = top_patches(loaded.model, d.images, m["mean"], m["std"], m["input_size"], unit=u, k=9,
-                              cache_key=fc7_key(loaded.model, d.key or str(len(d.paths)), m["mean"], m["std"],
-                                                m["input_size"]),
+                              cache_key=emb.key(loaded, d),
                               progress=lambda done, t: progress(0.4 + 0.5 * done / max(t, 1),
                                                                 desc=f"conv5 maxima {done}/{t} (once per model)"))
         text = (f"conv5 unit {u}: receptive field {top['rf']}x{top['rf']} px; strongest response "
