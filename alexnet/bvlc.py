@@ -1,4 +1,4 @@
-"""The one piece of real 2012 AlexNet in the repository: BVLC's ImageNet conv1 (assets/bvlc_alexnet_conv1.npz).
+"""The one piece of real 2012 AlexNet in the repository: BVLC's ImageNet conv1 (alexnet/assets/bvlc_alexnet_conv1.npz).
 
 Two uses:
 - `conv1()`: the released 96 filters (OIHW, RGB) and biases, for the Filters tab's Figure 3 panel.
@@ -9,14 +9,14 @@ Two uses:
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from alexnet import weights as W
 from alexnet.model import AlexNet
 
-CONV1_FILE = Path(__file__).resolve().parent.parent / "assets" / "bvlc_alexnet_conv1.npz"
+CONV1_FILE = W.ASSETS / "bvlc_alexnet_conv1.npz"
 # Caffe fed conv1 with 0-255 RGB minus this per-channel mean (the ILSVRC-2012 mean pixel).
 CAFFE_MEAN_255 = (123.0, 117.0, 104.0)
 # What a checkpoint's sidecar says in `source` when its conv1 came from here, and what the UI shows.

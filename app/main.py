@@ -1,35 +1,37 @@
-"""AlexNet Explainer: `python app/main.py` serves six tabs over alexnet/, viz/ and report/.
+"""AlexNet Explainer: `alexnet-explainer` (or `python app/main.py`) serves six tabs over alexnet/, viz/ and report/.
 
 The flags are parsed before anything heavy is imported, so `--help` answers at once; the page is
 built by app/page.py, and no model is loaded until a request needs one. Address: --host/--port,
 else Gradio's own GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (how containers and hosted Spaces
 configure a Gradio app), else 127.0.0.1:7860 (this machine only).
+
+The packages are found because the project is installed (`pip install -e .`, see pyproject.toml);
+nothing here edits sys.path.
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import os
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:          # `python app/main.py` puts app/ first on the path, not the repo
-    sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+QUEUE = 64          # events waiting at most; more visitors are told the queue is full
 
 
 def get_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         description="Serve the AlexNet Explainer: classify, explain and retrain AlexNet in the browser.",
-        epilog="Examples:\n  python app/main.py\n  python app/main.py --weights imagenet\n"
-               "  python app/main.py --weights ~/.cache/alexnet-explainer/checkpoints/flowers.safetensors "
+        epilog="Examples:\n  alexnet-explainer\n  alexnet-explainer --weights imagenet\n"
+               "  GRADIO_SERVER_NAME=0.0.0.0 alexnet-explainer      # reachable from other machines\n"
+               "  alexnet-explainer --weights ~/.cache/alexnet-explainer/checkpoints/flowers.safetensors "
                "--data ~/flowers",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", default=None,
                     help="'imagenet' (torchvision, downloaded once, 233 MB), 'untrained', a .safetensors checkpoint, "
                          "a torchvision .pth, or BVLC .npy/.npz arrays. Default: the newest checkpoint in the cache, "
-                         "else cached ImageNet weights, else the flowers model shipped in assets/ (5 classes), "
+                         "else cached ImageNet weights, else the flowers model shipped in alexnet/assets/ (5 classes), "
                          "else an untrained model (clearly marked).")
     ap.add_argument("--data", default=None,
                     help="an ImageFolder tree for the Embeddings and Retrain tabs (default: $ALEXNET_DATA, "
@@ -40,7 +42,8 @@ def get_parser() -> argparse.ArgumentParser:
     ap.add_argument("--port", type=int, default=None, help="(default: $GRADIO_SERVER_PORT, else 7860)")
     ap.add_argument("--share", action="store_true", help="ask Gradio for a public share link (off by default)")
     ap.add_argument("--concurrency", type=int, default=2,
-                    help="requests processed at once per event (default 2, one per CPU core on a small machine)")
+                    help="requests processed at once per event of the Filters, Layers and Embeddings tabs (default 2); "
+                         "classify and explain passes run in two lanes instead, cheap apart from slow")
     return ap
 
 
@@ -54,21 +57,44 @@ def address(args: argparse.Namespace, environ=os.environ) -> tuple[str, int]:
         raise ValueError(f"GRADIO_SERVER_PORT={port!r} is not a port number") from None
 
 
+def bound_malloc() -> None:
+    """glibc's malloc gives every thread that allocates its own arena and keeps freed blocks below a
+    threshold that grows up to 32 MB: with tensors allocated and freed by many server threads, RSS
+    climbs far above what is in use. Two arenas, and blocks of 1 MB and more (activations, images)
+    mapped and returned to the system when freed, keep it near the live memory. Linux/glibc only;
+    elsewhere nothing to do."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8           # from malloc.h
+    libc.mallopt(M_ARENA_MAX, 2)
+    libc.mallopt(M_MMAP_THRESHOLD, 1 << 20)
+
+
 def main(argv=None) -> None:
     args = get_parser().parse_args(argv)      # --help and flag mistakes answer here, before Gradio or torch load
+    bound_malloc()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         host, port = address(args)
-        from alexnet.images import MAX_BYTES
-        from app.page import build_app, check_weights_arg
+        try:
+            from alexnet.images import MAX_BYTES
+            from app.page import build_app, check_weights_arg
+        except ModuleNotFoundError as e:
+            if e.name not in ("alexnet", "app"):
+                raise
+            sys.exit("error: AlexNet Explainer is not installed in this Python; in the project folder run "
+                     "`pip install -e .` (see the README), then `alexnet-explainer`")
         check_weights_arg(args.weights)
         demo = build_app(args.weights, args.data, args.device)
     except (RuntimeError, ValueError) as e:   # e.g. --device cuda without a GPU, a refused .pth
         sys.exit(f"error: {e}")
-    demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
+    demo.queue(default_concurrency_limit=args.concurrency, max_size=QUEUE)
     try:
+        # Threads for every queued event and a few more: the explain events wait in app.lanes, not here.
         demo.launch(server_name=host, server_port=port, share=args.share, show_error=False,
-                    max_file_size=MAX_BYTES)
+                    max_file_size=MAX_BYTES, max_threads=QUEUE + 16)
     except OSError as e:                      # e.g. the port is taken
         sys.exit(f"error: cannot serve on {host}:{port}: {e}")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import gradio as gr
 
 from app import tab_about, tab_classify, tab_embeddings, tab_filters, tab_layers, tab_retrain
+from app.lanes import Lanes
 from app.state import IMAGENET, UNTRAINED, Registry
 from app.ui import Page, friendly
 
@@ -26,6 +27,7 @@ def build_app(weights: str | None = None, data: str | None = None, device: str =
     registry = Registry(weights, data, device, checkpoints_dir)
     scratch = tempfile.TemporaryDirectory(prefix="alexnet-explainer-")   # cleaned when the app is collected or exits
     trainer = tab_retrain.Trainer(registry)
+    lanes = Lanes()
     with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:   # uploads/outputs older than 1 h go
         gr.Markdown(f"# {TITLE}\nThe 2012 network of Krizhevsky, Sutskever and Hinton, made visible: "
                     "upload a photo and follow it through the layers.")
@@ -39,7 +41,7 @@ def build_app(weights: str | None = None, data: str | None = None, device: str =
         train_it = gr.Button("Train this untrained model on the flowers (Retrain tab)", size="sm",
                              visible=choices[0][1] == UNTRAINED)
         image = gr.State(None)
-        page = Page(registry=registry, trainer=trainer, model_key=model_key, image=image, data=data,
+        page = Page(registry=registry, trainer=trainer, lanes=lanes, model_key=model_key, image=image, data=data,
                     tmp=Path(scratch.name), demo=demo)
         with gr.Tabs() as tabs:
             for title, tab_id, module in TABS:

@@ -6,10 +6,11 @@ dropdown; the registry keeps the two most recently used in memory.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -24,7 +25,7 @@ from alexnet.model import build
 log = logging.getLogger("alexnet-explainer")
 UNTRAINED = "untrained"
 IMAGENET = "imagenet"
-FLOWERS = "flowers"      # the compact model shipped in assets/ (alexnet.compact)
+FLOWERS = "flowers"      # the compact model shipped in alexnet/assets/ (alexnet.compact)
 GIVEN = "given"          # the --weights file
 CKPT = "checkpoint:"     # + a file name in the checkpoints folder
 UNTRAINED_NOTICE = ("**This model is untrained** (random weights): its top-5 and every explanation below are "
@@ -44,6 +45,15 @@ class Loaded:
     label: str
     # Captum's Grad-CAM and Guided Backprop hook the model while they run: one pass at a time per model.
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+    _replica: Loaded | None = field(default=None, repr=False, compare=False)
+
+    def replica(self) -> Loaded:
+        """A private copy of this model with its own lock, made once: the slow lane's (app.lanes), so a
+        32-step Integrated Gradients never holds the lock a one-pass saliency request needs."""
+        with self.lock:                    # copied while no explanation's hooks are attached
+            if self._replica is None:
+                self._replica = replace(self, model=copy.deepcopy(self.model), lock=threading.RLock())
+            return self._replica
 
     @property
     def partial(self) -> dict | None:
@@ -128,7 +138,7 @@ class Registry:
         """(label, key) pairs for the model dropdown, default first. Keys never show server paths.
 
         Default, first match wins: --weights > the newest checkpoint in the cache > cached
-        ImageNet weights > the flowers model shipped in assets/ > untrained.
+        ImageNet weights > the flowers model shipped in alexnet/assets/ > untrained.
         """
         out = []
         if self.weights_arg and self.weights_arg not in (IMAGENET, UNTRAINED):

@@ -8,11 +8,13 @@ import gradio as gr
 
 from alexnet.shapes import layer_table, totals
 from app.ui import Page
+from report.config import EXAMPLE
 from report.render import TITLE, claims_markdown, summary
 
-ROOT = Path(__file__).resolve().parent.parent
-# The paper-fidelity report: this machine's own run if there is one, else the committed example.
-REPORTS = (ROOT / "reports" / "paper.json", ROOT / "reports" / "example" / "paper.json")
+# The paper-fidelity report: this machine's own run (`alexnet-report` writes reports/ in the folder it
+# runs in) if there is one, else the example run shipped with the report package.
+REPORTS = (Path("reports") / "paper.json", EXAMPLE / "paper.json")
+BENCHMARKS = Path("benchmarks") / "results"   # present when the app runs from a clone
 
 
 def facts_markdown() -> str:
@@ -32,7 +34,7 @@ def facts_markdown() -> str:
     md += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     md += ["", report_markdown()]
     for name in ("train_throughput", "explain_latency", "umap_latency"):
-        f = ROOT / "benchmarks" / "results" / f"{name}.json"
+        f = BENCHMARKS / f"{name}.json"
         if f.exists():
             md += ["", f"**{name}** (from `benchmarks/{name}.py`): `{json.dumps(json.loads(f.read_text()))[:400]}`"]
     return "\n".join(md)
@@ -48,10 +50,11 @@ def report_markdown(paths=REPORTS) -> str:
         except (OSError, ValueError, KeyError, TypeError):
             continue
         md_file = path.with_name("paper.md")
-        shown = md_file.relative_to(ROOT) if md_file.is_relative_to(ROOT) else md_file
-        return "\n".join(head + ["", table, "", f"Full report with plots: `{shown}` (regenerate with "
-                                 "`python -m report`; see the README)."])
-    return "No paper-fidelity report yet: run `python -m report`."
+        if md_file.is_relative_to(EXAMPLE.parents[1]):     # the shipped example: named inside the package,
+            md_file = md_file.relative_to(EXAMPLE.parents[1])   # never by where the server's code lives
+        return "\n".join(head + ["", table, "", f"Full report with plots: `{md_file}` (regenerate with "
+                                 "`alexnet-report`; see the README)."])
+    return "No paper-fidelity report yet: run `alexnet-report`."
 
 
 def build(page: Page) -> None:

@@ -2,17 +2,16 @@
 layer, all six methods side by side, raw maps as .npy, and the checks on demand."""
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import gradio as gr
 import numpy as np
 
 from alexnet.errors import OptionError
 from alexnet.model import CONV_LAYERS
 from app.examples import example_images
+from app.lanes import CHEAP, SLOW, lane_of
+from app.passes import Passes
 from app.ui import Page, UploadImage, friendly, need_image
-from viz.attribution import (check_method, class_index, explain, layer_cams, overlay_image, panel,
+from viz.attribution import (CAM_LAYER, check_method, class_index, explain, layer_cams, overlay_image,
                              predicted_class)
 from viz.compare import compare_methods
 from viz.plots import figure_to_image, overlay_row
@@ -41,8 +40,20 @@ def top5_dict(classes: list[str], top5) -> dict[str, float]:
 
 def save_map(page: Page, heatmap, stem: str) -> str:
     """The raw attribution map as float32 .npy (H x W at the input size), in a fresh folder of this server's scratch."""
-    path = Path(tempfile.mkdtemp(dir=page.tmp)) / f"{stem}.npy"
+    path = page.scratch_file(f"{stem}.npy")
     np.save(path, np.asarray(heatmap, dtype=np.float32))
+    return str(path)
+
+
+def save_picture(page: Page, picture, stem: str) -> str | None:
+    """An overlay as a PNG file. Handed to Gradio as a file, not a PIL image: Gradio writes a PIL image
+    to a path named by its hash in place, so two visitors explaining the same photo at once would
+    write one file while it is being sent to the other (a truncated download); a file is copied into
+    its cache under a temporary name and renamed."""
+    if picture is None:
+        return None
+    path = page.scratch_file(f"{stem}.png")
+    picture.save(path, format="png")
     return str(path)
 
 
@@ -52,7 +63,8 @@ def _stem(method: str, classes: list[str], target: int, contrast: int | None, la
 
 
 def build(page: Page) -> None:
-    reg = page.registry
+    reg, lanes = page.registry, page.lanes
+    passes = Passes(lanes)                     # classify and the one-pass maps, batched across visitors
     with gr.Row():
         with gr.Column(scale=1):
             img = UploadImage(label="Your photo", type="filepath", sources=["upload", "webcam", "clipboard"],
@@ -116,27 +128,44 @@ def build(page: Page) -> None:
         g = explain(loaded.model, x, e.target, "gradcam", meta=m, contrast=c, layer=layer_v)
         return e, g.overlay, None
 
+    def on_lane(loaded, method_name: str, fn):
+        """fn(the Loaded to use) in the lane of `method_name` (app.lanes): cheap passes on the shared
+        model, slow ones on its private copy (whose passes give way to cheap ones)."""
+        if lane_of(method_name) == CHEAP:
+            return lanes.run(CHEAP, fn, loaded)
+        return lanes.run(SLOW, fn, lanes.slow_copy(loaded))
+
+    def method_maps(loaded, path, method_name, t, c, layer_v):
+        """(input, maps(...)) for the upload at `path`, computed in the method's lane."""
+        def work(who):
+            x, _ = who.prepare(path)
+            with who.lock:
+                return x, maps(who, x, method_name, t, c, layer_v)
+        return on_lane(loaded, method_name, work)
+
     @friendly
     def on_upload(path, key, method_name, layer_v, progress=gr.Progress()):
-        """One forward + one backward: top-5, saliency and Grad-CAM together; the class choice resets to top-1."""
+        """One forward + one backward: top-5, saliency and Grad-CAM together; the class choice resets to top-1.
+        A slow method's own map follows in the slow lane."""
         if not path:
             return None, None, None, None, "", None, gr.skip(), gr.skip(), gr.skip()
         loaded = reg.get(key, progress)
-        x, img = loaded.prepare(path)
         m = loaded.meta
-        with loaded.lock:
-            p = panel(loaded.model, x, trained=loaded.trained and not loaded.partial)
-            reg.remember(loaded, img, p.logits, p.acts)   # Filters/Layers/Embeddings reuse this pass
-            if method_name in ("saliency", "gradcam") and layer_v == "conv5":
-                sal = overlay_image(x, p.saliency, m["mean"], m["std"])
-                gc = overlay_image(x, p.gradcam, m["mean"], m["std"])
-                first, raw, row = (sal, p.saliency, None) if method_name == "saliency" else (gc, p.gradcam, None)
-            else:
-                e, gc, row = maps(loaded, x, method_name, p.target, None, layer_v)
-                first, raw = e.overlay, e.heatmap
+
+        x, img = loaded.prepare(path)
+        p = passes.panel(loaded, x)
+        reg.remember(loaded, img, p.logits, p.acts)       # Filters/Layers/Embeddings reuse this pass
+        if method_name in ("saliency", "gradcam") and layer_v == "conv5":
+            sal = overlay_image(x, p.saliency, m["mean"], m["std"])
+            gc = overlay_image(x, p.gradcam, m["mean"], m["std"])
+            first, raw, row = (sal, p.saliency, None) if method_name == "saliency" else (gc, p.gradcam, None)
+        else:
+            _, (e, gc, row) = method_maps(loaded, path, method_name, p.target, None, layer_v)
+            first, raw = e.overlay, e.heatmap
         stem = _stem(method_name, m["classes"], p.target, None)
         classes = [TOP1] + list(m["classes"])
-        return (path, top5_dict(m["classes"], p.top5), first, gc, loaded.top5_note, save_map(page, raw, stem),
+        return (path, top5_dict(m["classes"], p.top5), save_picture(page, first, stem),
+                save_picture(page, gc, f"gradcam-{stem}"), loaded.top5_note, save_map(page, raw, stem),
                 gr.Dropdown(choices=classes, value=""), gr.Dropdown(choices=[NONE] + list(m["classes"]), value=""),
                 gr.Image(value=row, visible=row is not None))
 
@@ -147,19 +176,18 @@ def build(page: Page) -> None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         loaded = reg.get(key, progress)
         t, c = chosen(loaded, target_v, contrast_v)
-        x, _ = loaded.prepare(path)
-        with loaded.lock:
-            e, gc, row = maps(loaded, x, method_name, t, c, layer_v)
+        _, (e, gc, row) = method_maps(loaded, path, method_name, t, c, layer_v)
         stem = _stem(method_name, loaded.meta["classes"], e.target, c)
-        return e.overlay, gc if row is None else None, save_map(page, e.heatmap, stem), \
+        return save_picture(page, e.overlay, stem), save_picture(page, gc if row is None else None, f"gradcam-{stem}"), \
+            save_map(page, e.heatmap, stem), \
             gr.Image(value=row, visible=row is not None)
 
     @friendly
     def classify(image, model):
         need_image(image)
         loaded = reg.get(model)
-        logits, _, _, _ = reg.forward(loaded, image)
-        probs = logits.softmax(dim=1)[0]
+        x, _ = loaded.prepare(image)
+        probs = passes.logits(loaded, x).softmax(dim=0)
         p, i = probs.topk(min(5, probs.numel()))
         return top5_dict(loaded.meta["classes"], (i.tolist(), p.tolist()))
 
@@ -173,11 +201,22 @@ def build(page: Page) -> None:
             raise OptionError(f"layer must be one of {', '.join(CONV_LAYERS)}, not {layer!r}")
         loaded = reg.get(model)
         t = class_index(loaded.meta["classes"], target)
-        x, _ = loaded.prepare(image)
-        with loaded.lock:
-            e = explain(loaded.model, x, t, method, meta=loaded.meta, **({"layer": layer} if method == "gradcam" else {}))
+        options = {"layer": layer} if method == "gradcam" else {}
+        m = loaded.meta
+        if method in ("saliency", "gradcam") and layer == CAM_LAYER:    # both maps of one batched panel
+            x, _ = loaded.prepare(image)
+            p = passes.panel(loaded, x, t)
+            heat = p.saliency if method == "saliency" else p.gradcam
+            stem = _stem(method, m["classes"], p.target, None, layer if method == "gradcam" else None)
+            return save_picture(page, overlay_image(x, heat, m["mean"], m["std"]), stem), save_map(page, heat, stem)
+
+        def work(who):
+            x, _ = who.prepare(image)
+            with who.lock:
+                return explain(who.model, x, t, method, meta=who.meta, **options)
+        e = on_lane(loaded, method, work)
         stem = _stem(method, loaded.meta["classes"], e.target, None, layer if method == "gradcam" else None)
-        return e.overlay, save_map(page, e.heatmap, stem)
+        return save_picture(page, e.overlay, stem), save_map(page, e.heatmap, stem)
 
     def select_class(evt: gr.SelectData):
         return evt.value          # the clicked top-5 class becomes the target; its change redraws
@@ -187,25 +226,30 @@ def build(page: Page) -> None:
         need_image(path)
         loaded = reg.get(key, progress)
         t, c = chosen(loaded, target_v, contrast_v)
-        x, _ = loaded.prepare(path)
-        with loaded.lock:
-            t = t if t is not None else predicted_class(loaded.model, x)
-            classes = loaded.meta["classes"]
-            title = f"why '{classes[t]}'" + (f" and not '{classes[c]}'" if c is not None else "")
-            result = compare_methods(loaded.model, x, t, meta=loaded.meta, contrast=c, title=title,
-                                     progress=lambda i, n, name: progress(i / n, desc=f"{METHOD_LABELS[name]} ({i + 1}/{n})"))
-        return result.grid
+
+        def work(who):                                   # six methods, occlusion among them: the slow lane
+            x, _ = who.prepare(path)
+            with who.lock:
+                target = t if t is not None else predicted_class(who.model, x)
+                classes = who.meta["classes"]
+                title = f"why '{classes[target]}'" + (f" and not '{classes[c]}'" if c is not None else "")
+                return compare_methods(who.model, x, target, meta=who.meta, contrast=c, title=title,
+                                       progress=lambda i, n, name: progress(i / n, desc=f"{METHOD_LABELS[name]} ({i + 1}/{n})"))
+        return lanes.run(SLOW, work, lanes.slow_copy(loaded)).grid
 
     @friendly
     def checks(path, key, progress=gr.Progress()):
         need_image(path)
         loaded = reg.get(key)
-        x, _ = loaded.prepare(path)
-        progress(0.1, desc="cascading randomisation (fc8 down to conv1)")
-        with loaded.lock:
-            s = sanity_check(loaded.model, x, methods=CHECK_METHODS)
-            progress(0.6, desc="deletion and insertion curves")
-            f = faithfulness(loaded.model, x, target=s.target, methods=CHECK_METHODS)
+
+        def work(who):                                   # a pass per layer and method: the slow lane
+            x, _ = who.prepare(path)
+            progress(0.1, desc="cascading randomisation (fc8 down to conv1)")
+            with who.lock:
+                s = sanity_check(who.model, x, methods=CHECK_METHODS)
+                progress(0.6, desc="deletion and insertion curves")
+                return s, faithfulness(who.model, x, target=s.target, methods=CHECK_METHODS)
+        s, f = lanes.run(SLOW, work, lanes.slow_copy(loaded))
         lines = ["| method | rank correlation after randomising conv1 (lower = passes) | deletion AUC | insertion AUC |",
                  "|---|---|---|---|"]
         for meth in CHECK_METHODS:
@@ -214,15 +258,19 @@ def build(page: Page) -> None:
         text = "\n".join(lines) + ("\n\n" + loaded.notice if loaded.notice else "")
         return text, figure_to_image(s.figure), figure_to_image(f.figure)
 
+    # Every pass below runs in a lane (app.lanes), which bounds how many run at once; Gradio itself admits
+    # these events at once (no concurrency limit), so a saliency request never queues behind an IG one.
+    lane = dict(concurrency_limit=None)
     outs = [page.image, top5, heat, cam, notice, heat_npy, target, contrast, layers_img]
-    img.change(on_upload, [img, page.model_key, method, layer], outs, api_name=False)
-    page.model_key.change(on_upload, [img, page.model_key, method, layer], outs, api_name=False)
-    classify_btn.click(classify, [img, page.model_key], top5, api_name="classify")
-    explain_btn.click(explain_api, [img, method, page.model_key, target, layer], [heat, heat_npy], api_name="explain")
+    img.change(on_upload, [img, page.model_key, method, layer], outs, api_name=False, **lane)
+    page.model_key.change(on_upload, [img, page.model_key, method, layer], outs, api_name=False, **lane)
+    classify_btn.click(classify, [img, page.model_key], top5, api_name="classify", **lane)
+    explain_btn.click(explain_api, [img, method, page.model_key, target, layer], [heat, heat_npy], api_name="explain",
+                      **lane)
     redraw_in = [img, method, page.model_key, target, contrast, layer]
     redraw_out = [heat, cam, heat_npy, layers_img]
     for trigger in (method.input, target.change, contrast.input, layer.input):
-        trigger(redraw, redraw_in, redraw_out, api_name=False, trigger_mode="always_last")
+        trigger(redraw, redraw_in, redraw_out, api_name=False, trigger_mode="always_last", **lane)
     top5.select(select_class, None, target, api_name=False)
-    compare_btn.click(compare, [img, page.model_key, target, contrast], compare_img, api_name=False)
-    checks_btn.click(checks, [img, page.model_key], [checks_text, sanity_img, faith_img], api_name=False)
+    compare_btn.click(compare, [img, page.model_key, target, contrast], compare_img, api_name=False, **lane)
+    checks_btn.click(checks, [img, page.model_key], [checks_text, sanity_img, faith_img], api_name=False, **lane)

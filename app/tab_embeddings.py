@@ -22,8 +22,8 @@ from viz.plots import overlay
 class Embedder:
     """The dataset (decoded once) and the fc7 features per model, bounded; owned by the page."""
 
-    def __init__(self, data: str | None):
-        self.data = data
+    def __init__(self, data: str | None, lanes):
+        self.data, self.lanes = data, lanes
         self.maps = MapCache(maxsize=2)
         self._decoded = None
         self._features: LRU = LRU(maxsize=2)
@@ -47,9 +47,10 @@ class Embedder:
         d = self.dataset(progress)
         m = loaded.meta
         key = self.key(loaded, d)
-        with loaded.lock:
+        who = self.lanes.slow_copy(loaded)      # a dataset pass is slow: it must not hold the explanations' model
+        with who.lock:
             feats = self._features.get_or_make(key, lambda: fc7_features(
-                loaded.model, d.images, m["mean"], m["std"], m["input_size"], cache_key=key,
+                who.model, d.images, m["mean"], m["std"], m["input_size"], cache_key=key,
                 progress=lambda done, t: progress(0.4 + 0.4 * done / max(t, 1), desc=f"fc7 features {done}/{t}")))
         return key, feats, d
 
@@ -58,7 +59,7 @@ UNITS = layer_table("paper", default_input_size("paper"))[LAYERS.index("conv5")]
 
 
 def build(page: Page) -> None:
-    emb = Embedder(page.data)
+    emb = Embedder(page.data, page.lanes)
     gr.Markdown("Every flower photo goes through the network once; its 4096 fc7 activations are squeezed to 2-D "
                 "with UMAP. Photos the network finds similar land close together. The paper's Figure 4 makes the "
                 "same point with nearest neighbours: they share a class even when their pixels differ.")
@@ -117,8 +118,9 @@ def build(page: Page) -> None:
         loaded = page.registry.get(key, progress)
         d = emb.dataset(progress)
         m, u = loaded.meta, int(unit_v)
-        with loaded.lock:
-            top = top_patches(loaded.model, d.images, m["mean"], m["std"], m["input_size"], unit=u, k=9,
+        who = page.lanes.slow_copy(loaded)      # a dataset pass is slow: it must not hold the explanations' model
+        with who.lock:
+            top = top_patches(who.model, d.images, m["mean"], m["std"], m["input_size"], unit=u, k=9,
                               cache_key=emb.key(loaded, d),
                               progress=lambda done, t: progress(0.4 + 0.5 * done / max(t, 1),
                                                                 desc=f"conv5 maxima {done}/{t} (once per model)"))

@@ -4,6 +4,9 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import shutil
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +24,25 @@ class Page:
     """Components and services the tabs read: built once in main.build_app."""
     registry: object          # app.state.Registry
     trainer: object           # app.tab_retrain.Trainer
+    lanes: object             # app.lanes.Lanes: where passes run, cheap ones apart from slow ones
     model_key: gr.Dropdown    # the visitor's chosen model
     image: gr.State           # path of the visitor's current upload (shared by all tabs)
     data: str | None          # --data flag
     tmp: Path                 # this server's scratch folder for exports; removed at exit
     demo: gr.Blocks | None = None   # the page itself, for events that run when a visitor opens it
+
+    def scratch_file(self, name: str, keep_s: float = 600.0) -> Path:
+        """A path in a fresh folder of this server's scratch, for a file handed to Gradio (which copies it
+        into its own cache at once, under its content hash). Folders older than `keep_s` are removed
+        first, so the scratch stays small however long the server runs."""
+        now = time.time()
+        for old in self.tmp.iterdir():
+            try:
+                if now - old.stat().st_mtime > keep_s:
+                    shutil.rmtree(old, ignore_errors=True)
+            except OSError:
+                pass                                  # another request removed it first
+        return Path(tempfile.mkdtemp(dir=self.tmp)) / name
 
     def on_model_change(self, key: str, progress=gr.Progress()):
         """The banner for the newly chosen model; choosing ImageNet downloads it now, with progress here.

@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -26,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from alexnet import device as dev  # noqa: E402
 from alexnet.images import preprocess  # noqa: E402

@@ -2,22 +2,36 @@
 
     python benchmarks/load.py [--users 20] [--seconds 60] [--methods saliency,gradcam]
                               [--url http://127.0.0.1:PORT/] [--image PATH] [--concurrency 2]
+                              [--client http|gradio_client]
 
-N simulated visitors (threads, one gradio_client.Client each) call the `/explain` endpoint
-back to back with a random method from --methods ("classify" calls `/classify` instead), for
---seconds. Without --url the script
-starts the app itself on a free 127.0.0.1 port (tests/app_server.start_server: untrained
-paper model, its own empty cache) and stops it at the end. Only loopback addresses are
-accepted: this is a load test for your own machine, never for someone else's server.
+N simulated visitors call the `/explain` endpoint back to back with a random method from
+--methods ("classify" calls `/classify` instead), for --seconds. Each request does what a
+browser or an API client does: upload the photo, call the endpoint, wait for the answer, and
+fetch the files it returns (the overlay, the .npy).
+
+Two clients (--client):
+- http (default): all visitors as asyncio tasks in one thread over Gradio's HTTP API
+  (/gradio_api/upload, /gradio_api/call/<api>, its event stream, then each returned file).
+  About 10 ms of CPU per request, so on a small machine the numbers are the server's.
+- gradio_client: one gradio_client.Client per visitor, each in its own thread. Heavier: on 2
+  cores its 50 visitors took more than one core (about 270 ms of CPU per request), so the
+  server being measured got less than one.
+
+Without --url the script starts the app itself on a free 127.0.0.1 port
+(tests/app_server.start_server: the shipped flowers model, its own empty cache) and stops it
+at the end. Only loopback addresses are accepted: this is a load test for your own machine,
+never for someone else's server.
 
 Reported: completed requests, errors (by kind), throughput (successful requests per
 second over the measured window), latency p50 / p95 / max in ms (overall and per method),
 and the server's resident memory: VmRSS polled every 0.2 s and VmHWM (the kernel's
-high-water mark) at the end. A warm-up request (model load) runs before the clock starts.
+high-water mark) at the end. One warm-up request per method (model loads) runs before the
+clock starts.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -31,11 +45,17 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MAX_USERS = 64            # the app's queue holds 64 events; more users would only measure refusals
+
+
+def app_server():
+    """tests/app_server.py (start the real app on a free port), loaded from its file: no sys.path edit."""
+    spec = importlib.util.spec_from_file_location("app_server", ROOT / "tests" / "app_server.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def percentile(xs: list[float], q: float) -> float | None:
@@ -149,6 +169,61 @@ def user(i: int, url: str, image: str, methods: list[str], start: float, end: fl
             results.append((method, ms, ok, kind))
 
 
+async def http_request(client, url: str, image: tuple[str, bytes], method: str, defaults: dict) -> None:
+    """One visitor's request over Gradio's HTTP API; raises on any failure."""
+    r = await client.post(url + "gradio_api/upload", files={"files": (image[0], image[1], "image/jpeg")})
+    r.raise_for_status()
+    api = "classify" if method == "classify" else "explain"
+    data = list(defaults[api])                           # every input's default, then the photo and method
+    data[0] = {"path": r.json()[0], "meta": {"_type": "gradio.FileData"}}
+    if api == "explain":
+        data[1] = method
+    r = await client.post(f"{url}gradio_api/call/{api}", json={"data": data})
+    r.raise_for_status()
+    event, payload = None, None
+    async with client.stream("GET", f"{url}gradio_api/call/{api}/{r.json()['event_id']}") as stream:
+        async for line in stream.aiter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                payload = json.loads(line[5:])
+                break
+    if event != "complete":
+        raise RuntimeError(f"the server answered {event}: {str(payload)[:60]}")
+    for out in payload:                                  # what the page would show or download
+        if isinstance(out, dict) and out.get("url"):
+            (await client.get(out["url"])).raise_for_status()
+
+
+async def http_users(n: int, url: str, image_path: str, methods: list[str], start: float, end: float,
+                     results: list, request_timeout: float) -> None:
+    import asyncio
+    import httpx
+    image = (Path(image_path).name, Path(image_path).read_bytes())
+    # Idle connections are dropped after 2 s, before uvicorn's 5 s keep-alive closes them from its side (a
+    # request sent on a connection the server is closing fails as "Server disconnected", a client artefact).
+    limits = httpx.Limits(max_connections=2 * n + 4, max_keepalive_connections=2 * n + 4, keepalive_expiry=2.0)
+    async with httpx.AsyncClient(timeout=request_timeout, limits=limits) as client:
+        info = (await client.get(url + "gradio_api/info")).json()["named_endpoints"]
+        defaults = {api: [p.get("parameter_default") for p in info[f"/{api}"]["parameters"]]
+                    for api in ("classify", "explain")}
+
+        async def visitor(i: int) -> None:
+            rng = random.Random(i)
+            await asyncio.sleep(max(0.0, start - time.time()))
+            while time.time() < end:
+                method = rng.choice(methods)
+                t0 = time.perf_counter()
+                ok, kind = True, ""
+                try:
+                    await asyncio.wait_for(http_request(client, url, image, method, defaults), request_timeout)
+                except Exception as e:  # noqa: BLE001 - a failed request is an error to count, not a crash
+                    ok, kind = False, f"{type(e).__name__}: {str(e)[:80]}"
+                results.append((method, (time.perf_counter() - t0) * 1e3, ok, kind))
+
+        await asyncio.gather(*(visitor(i) for i in range(n)))
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -158,7 +233,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--url", default=None, help="an app already running on this machine (default: start one)")
     ap.add_argument("--image", default=None, help="the photo every visitor sends (default: a flower or a synthetic one)")
     ap.add_argument("--concurrency", type=int, default=None, help="--concurrency for the app this script starts")
-    ap.add_argument("--request-timeout", type=float, default=120.0, help="seconds before one request counts as failed")
+    ap.add_argument("--request-timeout", type=float, default=180.0, help="seconds before one request counts as failed")
+    ap.add_argument("--client", choices=["http", "gradio_client"], default="http",
+                    help="http: light asyncio visitors (default); gradio_client: one Client and thread per visitor")
     args = ap.parse_args(argv)
     if not 1 <= args.users <= MAX_USERS:
         ap.error(f"--users must be 1..{MAX_USERS}")
@@ -178,7 +255,7 @@ def main(argv=None) -> dict:
             pid = pid_listening_on(u.port or 80)
             server = "given"
         else:
-            from app_server import start_server
+            start_server = app_server().start_server
             extra = ("--concurrency", str(args.concurrency)) if args.concurrency else ()
             t0 = time.perf_counter()
             url, proc, log = start_server(work, None, args=extra, timeout=180)
@@ -187,23 +264,34 @@ def main(argv=None) -> dict:
 
         from gradio_client import Client, handle_file
         t0 = time.perf_counter()
-        Client(url, verbose=False).predict(handle_file(image), "saliency", api_name="/explain")   # loads the model
+        warm = Client(url, verbose=False)
+        for method in methods:                       # loads the model (and the slow lane's copy of it)
+            if method == "classify":
+                warm.predict(handle_file(image), api_name="/classify")
+            else:
+                warm.predict(handle_file(image), method, api_name="/explain")
         warmup_s = time.perf_counter() - t0
         rss_start = proc_status_kb(pid, "VmRSS") if pid else None
 
+        load_before = [round(v, 2) for v in os.getloadavg()]   # 1, 5, 15 min: what else was running
         poller = RssPoller(pid)
         poller.start()
         results: list = []
         lock = threading.Lock()
         start = time.time() + 1.0 + 0.05 * args.users          # time for every Client to fetch the config
         end = start + args.seconds
-        threads = [threading.Thread(target=user, args=(i, url, image, methods, start, end, results, lock,
-                                                       args.request_timeout), daemon=True)
-                   for i in range(args.users)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=max(0.0, end - time.time()) + args.request_timeout + 10)
+        threads = []
+        if args.client == "http":
+            import asyncio
+            asyncio.run(http_users(args.users, url, image, methods, start, end, results, args.request_timeout))
+        else:
+            threads = [threading.Thread(target=user, args=(i, url, image, methods, start, end, results, lock,
+                                                           args.request_timeout), daemon=True)
+                       for i in range(args.users)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=max(0.0, end - time.time()) + args.request_timeout + 10)
         window = max(time.time(), end) - start
         poller.stop.set()
         poller.join(timeout=2)
@@ -218,14 +306,14 @@ def main(argv=None) -> dict:
         errors = Counter(kind for _, _, ok, kind in results if not ok)
         mb = lambda kb: None if not kb else round(kb / 1024, 1)   # noqa: E731
         out = dict(
-            benchmark="load", users=args.users, seconds=args.seconds, methods=methods, server=server,
+            benchmark="load", client=args.client, users=args.users, seconds=args.seconds, methods=methods, server=server,
             requests=len(results), ok=len(ok_ms), errors=sum(errors.values()), error_kinds=dict(errors.most_common(5)),
             throughput_rps=round(len(ok_ms) / window, 2) if window > 0 else None, window_s=round(window, 1),
             latency_ms=summary(ok_ms),
             by_method={m: summary([ms for meth, ms, ok, _ in results if ok and meth == m]) for m in methods},
             warmup_s=round(warmup_s, 1), unfinished_users=sum(t.is_alive() for t in threads),
             server_rss_mb=dict(before=mb(rss_start), peak_polled=mb(poller.peak_kb), vmhwm=mb(hwm)),
-            server_alive=alive, server_gradio_cache=tmp_files, cpus=os.cpu_count(), python=platform.python_version(),
+            server_alive=alive, server_gradio_cache=tmp_files, cpus=os.cpu_count(), load_average_before=load_before, python=platform.python_version(),
         )
         print(json.dumps(out), flush=True)
         if errors and proc is not None:     # the server's own account of the first failure, for whoever reads stderr
@@ -236,7 +324,7 @@ def main(argv=None) -> dict:
         return out
     finally:
         if proc is not None:
-            from app_server import stop_server
+            stop_server = app_server().stop_server
             stop_server(proc)
         tmp.cleanup()
 

@@ -6,7 +6,7 @@
     python -m report --quick --data DIR                               # tiny everything (tests)
     python -m report --render reports/paper.json                      # redo text + plots, no training
 
-reports/example/ holds the CPU run's output.
+report/example/ holds the CPU run's output (shipped with the package; the About tab shows it).
 """
 from __future__ import annotations
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from report.stats import plural
@@ -23,7 +24,10 @@ VARIANTS = {
 # The paper's claims, in table order, by the section that measures them: id -> [claim, what the paper
 # says]. Data, so it lives in paper_claims.json beside this file. Tests check every row is written.
 CLAIMS_BY_SECTION: dict[str, dict[str, list[str]]] = json.loads(
-    (Path(__file__).with_name("paper_claims.json")).read_text(encoding="utf-8"))
+    (resources.files("report") / "paper_claims.json").read_text(encoding="utf-8"))
+# One committed CPU run of the whole report, shipped with the package (the About tab shows it until
+# `alexnet-report` has written the user's own reports/paper.json).
+EXAMPLE = Path(str(resources.files("report") / "example"))
 SECTIONS = tuple(CLAIMS_BY_SECTION)                    # the order of paper.md
 CLAIMS = {cid: claim for claims in CLAIMS_BY_SECTION.values() for cid, claim in claims.items()}
 SECTION_CLAIMS = {section: tuple(claims) for section, claims in CLAIMS_BY_SECTION.items()}

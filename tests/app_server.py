@@ -19,17 +19,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(workdir: Path, data: Path | None = None, args=(), timeout: float = 90.0):
-    """Launch the app in a subprocess with its own cache; return (url, process, log path)."""
+def start_server(workdir: Path, data: Path | None = None, args=(), timeout: float = 90.0,
+                 command=(sys.executable, str(ROOT / "app" / "main.py")), cwd: Path = ROOT):
+    """Launch the app (`command`, by default `python app/main.py` in this checkout) in a subprocess
+    with its own cache; return (url, process, log path)."""
     port = free_port()
     env = dict(os.environ, ALEXNET_CACHE=str(workdir / "cache"), TORCH_HOME=str(workdir / "torch"),
                GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", GRADIO_TEMP_DIR=str(workdir / "gradio"),
                ALEXNET_IMAGENET_URL=UNREACHABLE)   # tests never download: choosing ImageNet must fail clearly
-    cmd = [sys.executable, str(ROOT / "app" / "main.py"), "--port", str(port), "--device", "cpu", *args]
+    cmd = [*command, "--port", str(port), "--device", "cpu", *args]
     if data is not None:
         cmd += ["--data", str(data)]
     log = workdir / "server.log"
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from alexnet.bvlc import CONV1_FILE
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 SHARED = Path(os.environ.get("ALEXNET_SHARED", ROOT.parent / "shared"))
 FLOWERS = SHARED / "data" / "flower_photos_256"
-BVLC_CONV1 = ROOT / "assets" / "bvlc_alexnet_conv1.npz"
+BVLC_CONV1 = CONV1_FILE
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,6 +1,6 @@
 """Screenshots of the app's main tabs for the README: starts the real server, drives headless Chromium.
 
-    python tests/make_screenshots.py --out assets/screenshots
+    python tests/make_screenshots.py --out docs/screenshots
     python tests/make_screenshots.py --out /tmp/shots --weights imagenet --per-class 0
 
 By default the server runs in a throw-away folder (its own cache, so the untrained model unless
@@ -23,9 +23,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path[:0] = [str(HERE), str(ROOT)]
 
-from app_server import start_server, stop_server  # noqa: E402
+from app_server import start_server, stop_server  # tests/ is sys.path[0] when this file runs as a script
 
 FLOWERS = ROOT.parent / "shared" / "data" / "flower_photos_256"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -145,7 +144,7 @@ def shoot(url: str, image: Path, out: Path, width: int, timeout_s: float) -> lis
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="assets/screenshots", help="folder for the PNGs (created)")
+    ap.add_argument("--out", default="docs/screenshots", help="folder for the PNGs (created)")
     ap.add_argument("--data", default=None, help="ImageFolder for the Embeddings tab (default: a sample of the "
                                                  "shared flowers, else a synthetic folder)")
     ap.add_argument("--per-class", type=int, default=40,

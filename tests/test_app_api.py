@@ -1,23 +1,25 @@
 """The app's public API, called the way a script would: gradio_client against the real server.
 
 The session's `app_server` starts with a fresh cache, so its default is the flowers model shipped
-in assets/; the untrained paper model (1000 ImageNet classes, random weights) is one key away.
+in alexnet/assets/; the untrained paper model (1000 ImageNet classes, random weights) is one key away.
 The tests check the *shape* of the answers (labels, confidences, pictures), not their content.
 """
 from __future__ import annotations
 
+import time
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from alexnet import weights as W
+
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-IMAGENET_CLASSES = set((ROOT / "assets" / "imagenet_classes.txt").read_text().splitlines())
+IMAGENET_CLASSES = set(W.imagenet_classes())
 FLOWER_CLASSES = {"daisy", "dandelion", "roses", "sunflowers", "tulips"}
 
 
@@ -168,3 +170,29 @@ def test_explain_npy_is_exactly_the_map_the_library_computes(client, sample_jpeg
     x = preprocess(str(sample_jpeg), meta["input_size"], meta["mean"], meta["std"])
     want = explain(model.eval(), x, meta["classes"].index("tulips"), "saliency", meta=meta).heatmap
     np.testing.assert_allclose(np.load(npy), want, rtol=1e-4, atol=1e-6)
+
+
+def test_saliency_is_not_queued_behind_integrated_gradients(client, sample_jpeg):
+    """Two IG requests (8 passes of 8 each here) are in flight; a saliency request sent after them
+    comes back while the second IG is still running (app.lanes). With one queue it came back last."""
+    slow = [client.submit(handle_file(str(sample_jpeg)), "integrated_gradients", api_name="/explain") for _ in range(2)]
+    time.sleep(0.3)
+    fast = client.submit(handle_file(str(sample_jpeg)), "saliency", api_name="/explain")
+    overlay, npy = fast.result(timeout=120)
+    assert not slow[1].done(), "the saliency request waited for both Integrated Gradients requests"
+    _assert_picture(overlay)
+    for job in slow:
+        assert np.load(job.result(timeout=300)[1]).shape == (227, 227)
+
+
+def test_concurrent_identical_requests_are_batched_and_each_gets_its_own_files(client, sample_jpeg):
+    """Eight visitors explain the same photo at once: one or two batched passes, and every visitor
+    downloads a whole overlay and the map the library computes for that photo alone."""
+    jobs = [client.submit(handle_file(str(sample_jpeg)), method, api_name="/explain")
+            for method in ("saliency", "gradcam") * 4]
+    results = [job.result(timeout=120) for job in jobs]
+    first = {m: np.load(results[i][1]) for i, m in enumerate(("saliency", "gradcam"))}
+    for i, (overlay, npy) in enumerate(results):
+        _assert_picture(overlay)
+        want = first["saliency" if i % 2 == 0 else "gradcam"]
+        np.testing.assert_allclose(np.load(npy), want, rtol=1e-3, atol=1e-6 * want.max())

@@ -18,7 +18,7 @@ from captum.attr import LayerAttribution, LayerGradCam, Saliency
 from PIL import Image
 
 from alexnet.model import CONV_LAYERS, LAYERS, build
-from viz.attribution import METHODS, UNTRAINED_NOTICE, Explanation, explain, panel
+from viz.attribution import METHODS, UNTRAINED_NOTICE, Explanation, explain, panel, panels
 from viz.sanity import faithfulness, sanity_check
 
 SIZE = 127                                 # conv5 is 6x6 here: coarse but enough for Grad-CAM
@@ -139,6 +139,26 @@ def test_panel_matches_explain_on_the_known_model(known):
     assert p.target == 1
     np.testing.assert_allclose(p.saliency, explain(known, known_image(), method="saliency").heatmap, rtol=1e-4, atol=1e-9)
     np.testing.assert_allclose(p.gradcam, explain(known, known_image(), method="gradcam").heatmap, rtol=1e-4, atol=1e-9)
+
+
+def test_a_batch_of_panels_equals_each_image_alone(random_model):
+    """The app batches visitors' requests: each image's maps must be those it gets alone, whatever its
+    neighbours in the batch and whichever class (or contrast) each one asks for."""
+    g = torch.Generator().manual_seed(3)
+    xs = torch.randn(4, 3, 99, 99, generator=g)
+    targets, contrasts = [None, 7, 2, None], [None, None, 5, 1]
+    batch = panels(random_model, xs, targets, contrasts=contrasts)
+    assert len(batch) == 4
+    for i, got in enumerate(batch):
+        alone = panel(random_model, xs[i:i + 1], targets[i], contrast=contrasts[i])
+        assert got.target == alone.target and got.top5[0] == alone.top5[0]
+        torch.testing.assert_close(got.logits, alone.logits, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got.saliency, alone.saliency, rtol=1e-3, atol=1e-6 * alone.saliency.max())
+        np.testing.assert_allclose(got.gradcam, alone.gradcam, rtol=1e-3, atol=1e-6 * max(alone.gradcam.max(), 1e-12))
+        assert got.acts["conv1"].shape[0] == 1 and got.acts["conv1"].untyped_storage().nbytes() == \
+            got.acts["conv1"].numel() * 4                  # its own copy, not a view that pins the whole batch
+    assert batch[1].target == 7 and batch[0].target == int(batch[0].logits.argmax())
+    assert not np.allclose(batch[0].saliency, batch[3].saliency)   # different images, different maps
 
 
 def test_sanity_check_correlation_falls_and_caller_model_is_untouched(known):

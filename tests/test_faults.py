@@ -46,7 +46,6 @@ def _version_state(model, v):
 
 WRITER = r"""
 import sys, torch
-sys.path.insert(0, sys.argv[1])
 from alexnet.model import build
 from alexnet import weights as W
 CLASSES = ["a", "b", "c"]

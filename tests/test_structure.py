@@ -88,3 +88,33 @@ def test_the_seed_checker_allows_generators_and_main_only(tmp_path):
                  "def serve():\n    torch.manual_seed(2)\n"
                  "if __name__ == '__main__':\n    torch.manual_seed(3)\n")
     assert global_seeds(f) == [6]
+
+
+def sys_path_edits(path: Path) -> list[int]:
+    """Lines that change sys.path: sys.path.insert/append/extend(...) or an assignment to sys.path[...]."""
+    def is_sys_path(node) -> bool:
+        return isinstance(node, ast.Attribute) and node.attr == "path" and isinstance(node.value, ast.Name) \
+            and node.value.id == "sys"
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and is_sys_path(node.func.value) \
+                and node.func.attr in ("insert", "append", "extend"):
+            lines.append(node.lineno)
+        elif isinstance(node, (ast.Assign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(is_sys_path(t) or (isinstance(t, ast.Subscript) and is_sys_path(t.value)) for t in targets):
+                lines.append(node.lineno)
+    return sorted(lines)
+
+
+@pytest.mark.parametrize("folder", FLOORS + ("tests", "benchmarks"))
+def test_nothing_edits_sys_path(folder):
+    """The packages are found because the project is installed (pyproject.toml), not by patching sys.path."""
+    found = {str(p.relative_to(ROOT)): sys_path_edits(p) for p in modules(folder)}
+    assert not {k: v for k, v in found.items() if v}
+
+
+def test_the_sys_path_checker_sees_each_kind_of_edit(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("import sys\nsys.path.insert(0, 'x')\nsys.path[:0] = ['y']\nsys.path += ['z']\nprint(sys.path)\n")
+    assert sys_path_edits(f) == [2, 3, 4]

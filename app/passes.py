@@ -1,0 +1,43 @@
+"""The cheap lane's two batched passes: top-5 logits, and the panel (saliency + Grad-CAM at conv5).
+
+Concurrent visitors' requests for the same model share one pass (app.lanes.Batcher); a lone
+request runs alone at once. Inputs arrive already decoded and normalised, (1, 3, S, S) each, so
+a broken upload fails in its own request, never in a batch.
+"""
+from __future__ import annotations
+
+import torch
+
+from alexnet import device as D
+from app.lanes import Batcher, Lanes
+from viz.attribution import Panel, panels
+
+
+class Passes:
+    def __init__(self, lanes: Lanes, max_batch: int = 8):
+        self._logits = Batcher(lanes, _logits, max_batch)
+        self._panels = Batcher(lanes, _panels, max_batch)
+
+    def logits(self, loaded, x: torch.Tensor) -> torch.Tensor:
+        """(K,) float logits of one normalised image (1, 3, S, S)."""
+        return self._logits(id(loaded), (loaded, x))
+
+    def panel(self, loaded, x: torch.Tensor, target: int | None = None) -> Panel:
+        """viz.attribution.panel of one normalised image for `target` (None: its top-1)."""
+        return self._panels(id(loaded), (loaded, x, target))
+
+
+def _logits(items) -> list[torch.Tensor]:
+    loaded = items[0][0]                                        # one key: one model for the whole batch
+    x = torch.cat([x for _, x in items])                        # B x (1, 3, S, S) -> (B, 3, S, S)
+    with loaded.lock, torch.inference_mode(), D.autocast(x.device):
+        logits = loaded.model(x).float().cpu()                  # (B, K)
+    return list(logits)
+
+
+def _panels(items) -> list[Panel]:
+    loaded = items[0][0]
+    x = torch.cat([x for _, x, _ in items])                     # B x (1, 3, S, S) -> (B, 3, S, S)
+    with loaded.lock:
+        return panels(loaded.model, x, [t for _, _, t in items], meta=loaded.meta,
+                      trained=loaded.trained and not loaded.partial)

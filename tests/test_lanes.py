@@ -1,0 +1,150 @@
+"""app.lanes: cheap work never waits behind slow work, slow passes give way, waiting requests share a batch."""
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+
+import pytest
+import torch
+from torch import nn
+
+from app.lanes import CHEAP, SLOW, Batcher, Lanes, lane_of
+
+
+@pytest.fixture
+def lanes():
+    lanes = Lanes(cheap_workers=2, max_wait_s=5.0)
+    yield lanes
+    lanes.shutdown()
+
+
+def test_methods_are_sorted_into_lanes():
+    assert {m for m in ("saliency", "gradcam", "guided_backprop") if lane_of(m) == CHEAP} == {
+        "saliency", "gradcam", "guided_backprop"}
+    assert {lane_of(m) for m in ("integrated_gradients", "smoothgrad", "occlusion")} == {SLOW}
+
+
+def test_cheap_work_does_not_wait_for_busy_slow_lane(lanes):
+    release = threading.Event()
+    slow = threading.Thread(target=lanes.run, args=(SLOW, release.wait, 10.0))
+    slow.start()
+    time.sleep(0.05)                                   # the slow lane's only worker is now busy
+    t0 = time.perf_counter()
+    assert lanes.run(CHEAP, lambda: 41 + 1) == 42
+    assert time.perf_counter() - t0 < 0.5
+    release.set()
+    slow.join(5)
+
+
+def test_slow_passes_wait_while_cheap_work_is_in_flight(lanes):
+    model = lanes.pausable(nn.Linear(2, 2))
+    events: list[str] = []
+    cheap_started, finish_cheap = threading.Event(), threading.Event()
+
+    def cheap():
+        cheap_started.set()
+        finish_cheap.wait(5)
+        events.append("cheap done")
+
+    worker = threading.Thread(target=lanes.run, args=(CHEAP, cheap))
+    worker.start()
+    cheap_started.wait(5)
+    slow = threading.Thread(target=lambda: lanes.run(SLOW, lambda: (model(torch.zeros(1, 2)), events.append("slow pass"))))
+    slow.start()
+    time.sleep(0.3)
+    assert events == []                                # the slow pass is held at its forward
+    finish_cheap.set()
+    worker.join(5)
+    slow.join(5)
+    assert events == ["cheap done", "slow pass"]
+
+
+def test_a_slow_pass_is_never_starved_longer_than_max_wait():
+    lanes = Lanes(max_wait_s=0.2)
+    try:
+        model = lanes.pausable(nn.Linear(2, 2))
+        with lanes.cheap_work():                        # cheap work "in flight" for the whole test
+            t0 = time.perf_counter()
+            lanes.run(SLOW, model, torch.zeros(1, 2))
+            waited = time.perf_counter() - t0
+        assert 0.15 < waited < 2.0
+    finally:
+        lanes.shutdown()
+
+
+def test_pausable_registers_its_hook_once(lanes):
+    model = nn.Linear(2, 2)
+    lanes.pausable(model)
+    lanes.pausable(model)
+    assert len(model._forward_pre_hooks) == 1
+
+
+def test_work_runs_in_the_callers_context(lanes):
+    """gr.Progress and gr.Request live in context variables: they must reach the lane's thread."""
+    var = contextvars.ContextVar("visitor")
+    var.set("visitor-7")
+    assert lanes.run(SLOW, var.get) == "visitor-7"
+    assert lanes.run(CHEAP, var.get) == "visitor-7"
+
+
+def test_errors_reach_the_caller(lanes):
+    with pytest.raises(ZeroDivisionError):
+        lanes.run(CHEAP, lambda: 1 / 0)
+
+
+def test_requests_waiting_together_share_one_batch(lanes):
+    calls: list[list[int]] = []
+    gate = threading.Event()
+
+    def square(items):
+        calls.append(list(items))
+        if len(calls) == 1:
+            gate.wait(5)                                # the first batch is slow: others queue behind it
+        return [i * i for i in items]
+
+    batcher = Batcher(lanes, square, max_batch=4)
+    results: dict[int, int] = {}
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, batcher("k", i))) for i in range(9)]
+    threads[0].start()
+    time.sleep(0.2)
+    for t in threads[1:]:
+        t.start()
+    time.sleep(0.3)
+    gate.set()
+    for t in threads:
+        t.join(5)
+    assert results == {i: i * i for i in range(9)}      # every caller got its own answer
+    assert calls[0] == [0]                             # a lone request ran alone, without waiting for company
+    assert max(len(c) for c in calls) == 4             # the crowd went 4 at a time
+    assert sorted(i for c in calls for i in c) == list(range(9))
+    assert len(calls) < 9
+
+
+def test_a_batch_never_mixes_keys(lanes):
+    seen: list[set] = []
+    gate = threading.Event()
+
+    def tag(items):
+        seen.append({k for k, _ in items})
+        gate.wait(5)
+        return [v for _, v in items]
+
+    batcher = Batcher(lanes, tag)
+    threads = [threading.Thread(target=lambda k=k, v=v: batcher(k, (k, v))) for v in range(3) for k in ("a", "b")]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    gate.set()
+    for t in threads:
+        t.join(5)
+    assert all(len(keys) == 1 for keys in seen), seen
+
+
+def test_a_failing_batch_fails_each_of_its_requests(lanes):
+    def boom(items):
+        raise ValueError("bad batch")
+
+    batcher = Batcher(lanes, boom)
+    with pytest.raises(ValueError, match="bad batch"):
+        batcher("k", 1)
