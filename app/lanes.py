@@ -11,15 +11,16 @@
   they run on, so each model serves one pass at a time).
 - Priority on the cores: before each forward pass of slow work (`pausable`), the slow lane waits
   while cheap work is in flight, at most `max_wait_s` per pass so it is never starved. A pass is
-  the unit: IG's 32 steps go through the network as a few batches (viz.attribution), each one a
+  the unit: IG's 32 steps go through the network as batches of 8 (viz.attribution), each one a
   point where cheap requests get the CPU back.
 - Batching (`Batcher`): cheap requests that wait together share one pass. A batch of 8 costs
   about half as much per image as 8 single passes on a CPU (33 against 58 ms per image for a
   forward and backward of the paper model on 2 cores).
 
 A Gradio handler hands its work to a lane and waits; the work runs in the handler's context, so
-gr.Progress still reaches the visitor's page. Memory stays bounded: at most `cheap_workers + 1`
-passes run at once whatever the number of visitors; the rest wait as queued function calls.
+gr.Progress still reaches the visitor's page. Memory stays bounded: at most `cheap_workers`, one
+per batcher and one slow pass run at once whatever the number of visitors (two batches of at most
+8 images); the rest wait as queued function calls.
 """
 from __future__ import annotations
 
@@ -45,13 +46,14 @@ def lane_of(method: str) -> str:
 class Lanes:
     """Worker pools per lane; `run(lane, fn, ...)` runs fn there and returns (or raises) what it does."""
 
-    def __init__(self, cheap_workers: int = 2, max_wait_s: float = 1.0):
-        threads = torch.get_num_threads()       # intra-op threads torch would use (honours OMP_NUM_THREADS)
+    def __init__(self, cheap_workers: int = 2, max_wait_s: float = 3.0):
+        self.threads = torch.get_num_threads()  # intra-op threads torch would use (honours OMP_NUM_THREADS)
         # Two cheap workers: while one runs its pass under the model's lock, the other decodes the next
         # upload and draws the last overlay (PIL and numpy work outside the lock).
         self._pools = {lane: ThreadPoolExecutor(n, thread_name_prefix=f"lane-{lane}", initializer=torch.set_num_threads,
-                                                initargs=(threads,))
+                                                initargs=(self.threads,))
                        for lane, n in ((CHEAP, cheap_workers), (SLOW, 1))}
+        self._batchers: list[Batcher] = []
         self.max_wait_s = max_wait_s
         self._cheap_in_flight = 0
         self._idle = threading.Condition()
@@ -98,7 +100,13 @@ class Lanes:
         self.pausable(who.model)
         return who
 
+    def own(self, batcher: Batcher) -> None:
+        """Batchers are closed with the lanes."""
+        self._batchers.append(batcher)
+
     def shutdown(self) -> None:
+        for batcher in self._batchers:
+            batcher.close()
         for pool in self._pools.values():
             pool.shutdown(wait=False, cancel_futures=True)
 
@@ -106,32 +114,44 @@ class Lanes:
 class Batcher:
     """Cheap requests that wait together are answered by one call: `fn(items) -> results` in order.
 
-    Each request queues its item under a key (requests with the same key can share a batch: the
-    same model and kind of pass) and schedules one drain on the cheap lane. Drains run one at a
-    time; each takes the oldest key's waiting items, up to `max_batch`, and answers them all, and
-    one that finds its request already answered by an earlier drain returns at once. So a lone
-    request runs alone, without waiting for company, and requests that arrive while a batch runs
-    form the next one.
+    One thread per batcher serves its queue: it takes the oldest request's key and every waiting
+    item with that key (the same model and kind of pass), up to `max_batch`, and answers them all
+    with one call. A lone request runs at once, without waiting for company; requests that
+    arrive while a batch runs form the next one. Each batcher has its own thread, so a burst of
+    one kind (maps) never queues another (top-5) behind it.
     """
 
-    def __init__(self, lanes: Lanes, fn, max_batch: int = 8):
+    def __init__(self, lanes: Lanes, fn, max_batch: int = 8, name: str = "batch"):
         self.lanes, self.fn, self.max_batch = lanes, fn, max_batch
         self._waiting: deque[tuple[object, object, Future]] = deque()
-        self._lock = threading.Lock()             # guards _waiting
-        self._serving = threading.Lock()          # one batch at a time: latecomers gather for the next
+        self._changed = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._serve, name=f"lane-cheap-{name}", daemon=True)
+        self._thread.start()
+        lanes.own(self)
 
     def __call__(self, key, item):
         answer: Future = Future()
         with self.lanes.cheap_work():
-            with self._lock:
+            with self._changed:
+                if self._closed:
+                    raise RuntimeError("the server is shutting down")
                 self._waiting.append((key, item, answer))
-            self.lanes.submit(CHEAP, self._drain)
+                self._changed.notify()
             return answer.result()
 
-    def _drain(self) -> None:
-        with self._serving:
-            with self._lock:
-                if not self._waiting:
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify()
+        self._thread.join(timeout=5)
+
+    def _serve(self) -> None:
+        torch.set_num_threads(self.lanes.threads)
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._waiting or self._closed)
+                if not self._waiting:                  # closed and nothing left to answer
                     return
                 key = self._waiting[0][0]
                 batch = [w for w in self._waiting if w[0] == key][:self.max_batch]
@@ -142,6 +162,6 @@ class Batcher:
             except BaseException as e:               # every request of the batch hears of it
                 for _, _, answer in batch:
                     answer.set_exception(e)
-                return
-        for (_, _, answer), result in zip(batch, results):
-            answer.set_result(result)
+                continue
+            for (_, _, answer), result in zip(batch, results):
+                answer.set_result(result)

@@ -257,17 +257,22 @@ class Registry:
         model = D.prepare(model, self.device).eval()
         return self._loaded.put(key, Loaded(key, model, meta, trained, key))
 
-    def forward(self, loaded: Loaded, upload) -> tuple[torch.Tensor, dict, torch.Tensor, "images.Image.Image"]:
-        """One recorded forward pass per (model, image), cached (bounded) so tabs share it."""
+    def forward(self, loaded: Loaded, upload, run=None) -> tuple[torch.Tensor, dict, torch.Tensor, "images.Image.Image"]:
+        """One recorded forward pass per (model, image), cached (bounded) so tabs share it. `run(loaded, x)
+        -> (logits, activations)` makes the pass on a miss (default: alone, under the model's lock;
+        app.passes.Passes.forward batches it with other visitors')."""
         x, img = loaded.prepare(upload)
         found = self._acts.get(self._act_key(loaded, img))
         if found is not None:
             logits, acts = found
             return logits, acts, x, img
-        with loaded.lock, torch.inference_mode(), D.autocast(self.device):
-            logits, acts = loaded.model(x, return_activations=True)
+        logits, acts = (run or self._forward)(loaded, x)
         logits, acts = self.remember(loaded, img, logits, acts)
         return logits, acts, x, img
+
+    def _forward(self, loaded: Loaded, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        with loaded.lock, torch.inference_mode(), D.autocast(self.device):
+            return loaded.model(x, return_activations=True)
 
     @staticmethod
     def _act_key(loaded: Loaded, img) -> tuple:

@@ -53,7 +53,7 @@ def save_picture(page: Page, picture, stem: str) -> str | None:
     if picture is None:
         return None
     path = page.scratch_file(f"{stem}.png")
-    picture.save(path, format="png")
+    picture.save(path, format="png", compress_level=1)   # 5 ms, not 16 (level 6), for a 227 px overlay; 10% larger
     return str(path)
 
 
@@ -186,8 +186,8 @@ def build(page: Page) -> None:
     def classify(image, model):
         need_image(image)
         loaded = reg.get(model)
-        x, _ = loaded.prepare(image)
-        probs = passes.logits(loaded, x).softmax(dim=0)
+        logits, _, _, _ = reg.forward(loaded, image, run=passes.forward)   # cached per image, else batched
+        probs = logits.softmax(dim=1)[0]
         p, i = probs.topk(min(5, probs.numel()))
         return top5_dict(loaded.meta["classes"], (i.tolist(), p.tolist()))
 
