@@ -136,11 +136,11 @@ def build(page: Page) -> None:
         return lanes.run(SLOW, fn, lanes.slow_copy(loaded))
 
     def method_maps(loaded, path, method_name, t, c, layer_v):
-        """(input, maps(...)) for the upload at `path`, computed in the method's lane."""
+        """maps(...) for the upload at `path`, computed in the method's lane."""
         def work(who):
             x, _ = who.prepare(path)
             with who.lock:
-                return x, maps(who, x, method_name, t, c, layer_v)
+                return maps(who, x, method_name, t, c, layer_v)
         return on_lane(loaded, method_name, work)
 
     @friendly
@@ -151,16 +151,15 @@ def build(page: Page) -> None:
             return None, None, None, None, "", None, gr.skip(), gr.skip(), gr.skip()
         loaded = reg.get(key, progress)
         m = loaded.meta
-
         x, img = loaded.prepare(path)
         p = passes.panel(loaded, x)
         reg.remember(loaded, img, p.logits, p.acts)       # Filters/Layers/Embeddings reuse this pass
-        if method_name in ("saliency", "gradcam") and layer_v == "conv5":
+        if method_name in ("saliency", "gradcam") and layer_v == CAM_LAYER:     # both maps are the panel's
             sal = overlay_image(x, p.saliency, m["mean"], m["std"])
             gc = overlay_image(x, p.gradcam, m["mean"], m["std"])
             first, raw, row = (sal, p.saliency, None) if method_name == "saliency" else (gc, p.gradcam, None)
         else:
-            _, (e, gc, row) = method_maps(loaded, path, method_name, p.target, None, layer_v)
+            e, gc, row = method_maps(loaded, path, method_name, p.target, None, layer_v)
             first, raw = e.overlay, e.heatmap
         stem = _stem(method_name, m["classes"], p.target, None)
         classes = [TOP1] + list(m["classes"])
@@ -176,7 +175,7 @@ def build(page: Page) -> None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         loaded = reg.get(key, progress)
         t, c = chosen(loaded, target_v, contrast_v)
-        _, (e, gc, row) = method_maps(loaded, path, method_name, t, c, layer_v)
+        e, gc, row = method_maps(loaded, path, method_name, t, c, layer_v)
         stem = _stem(method_name, loaded.meta["classes"], e.target, c)
         return save_picture(page, e.overlay, stem), save_picture(page, gc if row is None else None, f"gradcam-{stem}"), \
             save_map(page, e.heatmap, stem), \
@@ -215,7 +214,7 @@ def build(page: Page) -> None:
             with who.lock:
                 return explain(who.model, x, t, method, meta=who.meta, **options)
         e = on_lane(loaded, method, work)
-        stem = _stem(method, loaded.meta["classes"], e.target, None, layer if method == "gradcam" else None)
+        stem = _stem(method, m["classes"], e.target, None, layer if method == "gradcam" else None)
         return save_picture(page, e.overlay, stem), save_map(page, e.heatmap, stem)
 
     def select_class(evt: gr.SelectData):
