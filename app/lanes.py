@@ -10,7 +10,8 @@
   neither lane waits for the other's lock (Captum's Grad-CAM and Guided Backprop hook the model
   they run on, so each model serves one pass at a time).
 - Priority on the cores: before each forward pass of slow work (`pausable`), the slow lane waits
-  while cheap work is in flight, at most `max_wait_s` per pass so it is never starved. A pass is
+  while cheap work is in flight, at most `max_wait_s` per pass so it is never starved, and a pass
+  that goes on beside cheap work uses one core (torch's thread count is per thread). A pass is
   the unit: IG's 32 steps go through the network as batches of 8 (viz.attribution), each one a
   point where cheap requests get the CPU back.
 - Batching (`Batcher`): cheap requests that wait together share one pass. A batch of 8 costs
@@ -83,9 +84,11 @@ class Lanes:
             return self.submit(lane, fn, *args, **kwargs).result()
 
     def yield_to_cheap(self) -> None:
-        """Wait (at most max_wait_s) until no cheap work is in flight. Never call it from cheap work."""
+        """Wait (at most max_wait_s) until no cheap work is in flight; a pass that must go on beside cheap
+        work anyway runs on one core, leaving the rest to it. Never call it from cheap work."""
         with self._idle:
-            self._idle.wait_for(lambda: self._cheap_in_flight == 0, timeout=self.max_wait_s)
+            idle = self._idle.wait_for(lambda: self._cheap_in_flight == 0, timeout=self.max_wait_s)
+        torch.set_num_threads(self.threads if idle else 1)     # this thread's own setting
 
     def pausable(self, model: nn.Module) -> nn.Module:
         """Make every forward pass of `model` (the slow lane's copy) start with `yield_to_cheap`."""

@@ -24,9 +24,9 @@ never for someone else's server.
 
 Reported: completed requests, errors (by kind), throughput (successful requests per
 second over the measured window), latency p50 / p95 / max in ms (overall and per method),
-and the server's resident memory: VmRSS polled every 0.2 s and VmHWM (the kernel's
-high-water mark) at the end. One warm-up request per method (model loads) runs before the
-clock starts.
+the server's resident memory (VmRSS polled every 0.2 s and VmHWM, the kernel's high-water
+mark, at the end), and the CPU seconds the server and the load generator each used over the
+window. One warm-up request per method (model loads) runs before the clock starts.
 """
 from __future__ import annotations
 
@@ -81,6 +81,15 @@ def proc_status_kb(pid: int, field: str) -> int | None:
     except OSError:
         return None
     return None
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time a process has used so far (/proc/PID/stat fields 14 and 15)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, TypeError):
+        return None
 
 
 def pid_listening_on(port: int) -> int | None:
@@ -274,6 +283,7 @@ def main(argv=None) -> dict:
         rss_start = proc_status_kb(pid, "VmRSS") if pid else None
 
         load_before = [round(v, 2) for v in os.getloadavg()]   # 1, 5, 15 min: what else was running
+        cpu_before = cpu_seconds(pid), cpu_seconds(os.getpid())
         poller = RssPoller(pid)
         poller.start()
         results: list = []
@@ -293,6 +303,7 @@ def main(argv=None) -> dict:
             for t in threads:
                 t.join(timeout=max(0.0, end - time.time()) + args.request_timeout + 10)
         window = max(time.time(), end) - start
+        cpu_after = cpu_seconds(pid), cpu_seconds(os.getpid())
         poller.stop.set()
         poller.join(timeout=2)
         hwm = proc_status_kb(pid, "VmHWM") if pid else None
@@ -313,6 +324,9 @@ def main(argv=None) -> dict:
             by_method={m: summary([ms for meth, ms, ok, _ in results if ok and meth == m]) for m in methods},
             warmup_s=round(warmup_s, 1), unfinished_users=sum(t.is_alive() for t in threads),
             server_rss_mb=dict(before=mb(rss_start), peak_polled=mb(poller.peak_kb), vmhwm=mb(hwm)),
+            # CPU seconds over the window: how much of the machine the server had, and the load generator took
+            cpu_s={who: None if None in (a, b) else round(b - a, 1)
+                   for who, a, b in zip(("server", "load_generator"), cpu_before, cpu_after)},
             server_alive=alive, server_gradio_cache=tmp_files, cpus=os.cpu_count(), load_average_before=load_before, python=platform.python_version(),
         )
         print(json.dumps(out), flush=True)

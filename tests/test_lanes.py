@@ -148,3 +148,17 @@ def test_a_failing_batch_fails_each_of_its_requests(lanes):
     batcher = Batcher(lanes, boom)
     with pytest.raises(ValueError, match="bad batch"):
         batcher("k", 1)
+
+
+def test_a_slow_pass_beside_cheap_work_uses_one_core_and_all_of_them_alone():
+    lanes = Lanes(max_wait_s=0.05)
+    try:
+        seen = []
+        model = lanes.pausable(nn.Linear(2, 2))
+        model.register_forward_hook(lambda m, a, out: seen.append(torch.get_num_threads()))
+        with lanes.cheap_work():
+            lanes.run(SLOW, model, torch.zeros(1, 2))
+        lanes.run(SLOW, model, torch.zeros(1, 2))
+        assert seen == [1, lanes.threads]
+    finally:
+        lanes.shutdown()

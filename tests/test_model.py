@@ -60,3 +60,21 @@ def test_bad_arguments_are_named():
         build("paper", colour=True)
     with pytest.raises(OptionError, match="unknown layer"):   # the visitor's choice: shown as a sentence
         build("paper").tap("conv9")
+
+
+@pytest.mark.parametrize("size", [5, 4, 1])
+def test_local_response_norm_equals_torchs_forward_and_backward(size):
+    """The paper's LRN as one 1x1 convolution: torch's numbers (and gradients) for any window size."""
+    from alexnet.model import LocalResponseNorm
+    g = torch.Generator().manual_seed(size)
+    x = (torch.rand(3, 12, 9, 9, generator=g) * 20).requires_grad_(True)   # large values: the norm matters
+    x2 = x.detach().clone().requires_grad_(True)
+    ours = LocalResponseNorm(size, alpha=1e-2, beta=0.75, k=2.0)(x)
+    theirs = torch.nn.LocalResponseNorm(size, alpha=1e-2, beta=0.75, k=2.0)(x2)
+    assert (theirs - x2).abs().max() > 0.1 * x2.abs().max()                # a strong normalisation
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    w = torch.randn(theirs.shape, generator=g)
+    (ours * w).sum().backward()
+    (theirs * w).sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-4, atol=1e-6)
+    assert LocalResponseNorm(size).state_dict() == {}                     # checkpoints are unchanged
