@@ -30,10 +30,11 @@ from alexnet import device as dev  # noqa: E402
 from alexnet.images import preprocess  # noqa: E402
 from alexnet.model import build  # noqa: E402
 from alexnet.weights import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
-from viz.attribution import METHODS, explain, overlay_image, panel  # noqa: E402
+from viz.attribution import METHODS, explain, overlay_image, panel, panels  # noqa: E402
 
 FLOWERS = Path(os.environ.get("ALEXNET_SHARED", Path(__file__).resolve().parent.parent.parent / "shared")) / "data" / "flower_photos_256"
 PANEL_TARGET_MS = 150.0
+BATCH = 8                # images per batched panel, as app.passes batches them
 
 
 def load_images(data: str | None, n: int, size: int) -> tuple[list[torch.Tensor], str]:
@@ -98,6 +99,7 @@ def main(argv=None) -> dict:
         ap.error(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
     warnings.filterwarnings("ignore", category=UserWarning)  # Captum's per-call requires_grad notes
 
+    load_before = [round(v, 2) for v in os.getloadavg()]   # 1, 5, 15 min: what else was running
     if args.threads:
         torch.set_num_threads(args.threads)
     device = dev.pick(args.device)
@@ -120,8 +122,11 @@ def main(argv=None) -> dict:
         p = panel(model, x)
         overlay_image(x, p.saliency), overlay_image(x, p.gradcam)
 
+    batch = torch.cat(xs[:BATCH])                     # BATCH x (1, 3, S, S) -> (BATCH, 3, S, S)
     fns = {"forward": forward, "forward_backward": forward_backward,
-           "panel": lambda x: panel(model, x), "panel_with_overlays": panel_and_overlays}
+           "panel": lambda x: panel(model, x), "panel_with_overlays": panel_and_overlays,
+           # the app's cheap lane batches visitors' requests (app.lanes): the same panel for BATCH images at once
+           "panel_batch": lambda x: panels(model, batch)}
     for m in methods:
         opts = {"steps": args.ig_steps} if m == "integrated_gradients" else {}
         fns[m] = lambda x, m=m, opts=opts: explain(model, x, targets[id(x)], m, **opts)
@@ -134,6 +139,8 @@ def main(argv=None) -> dict:
         "forward_ms": t["forward"], "forward_backward_ms": t["forward_backward"],
         "methods": {m: t[m] for m in methods},
         "panel_ms": t["panel"], "panel_with_overlays_ms": t["panel_with_overlays"],
+        f"panel_batch{BATCH}_per_image_ms": {k: round(v / BATCH, 2) for k, v in t["panel_batch"].items()},
+        "load_average_before": load_before,
     }
     if "integrated_gradients" in out["methods"]:
         out["methods"]["integrated_gradients"]["steps"] = args.ig_steps
