@@ -12,6 +12,7 @@ from alexnet.features import model_hash
 from alexnet.lru import LRU
 from alexnet.model import LAYERS, default_input_size
 from alexnet.shapes import layer_table
+from app.lanes import SLOW
 from app.ui import Page, friendly
 from viz.embedding import (MapCache, fc7_features, fc7_key, neighbour_gallery, neighbours, patch_gallery, place, scatter,
                            top_patches)
@@ -47,11 +48,15 @@ class Embedder:
         d = self.dataset(progress)
         m = loaded.meta
         key = self.key(loaded, d)
-        who = self.lanes.slow_copy(loaded)      # a dataset pass is slow: it must not hold the explanations' model
-        with who.lock:
-            feats = self._features.get_or_make(key, lambda: fc7_features(
-                who.model, d.images, m["mean"], m["std"], m["input_size"], cache_key=key,
-                progress=lambda done, t: progress(0.4 + 0.4 * done / max(t, 1), desc=f"fc7 features {done}/{t}")))
+        feats = self._features.get(key)
+        if feats is None:                       # a dataset pass: the slow lane's work, on its copy of the model
+
+            def work(who):
+                with who.lock:
+                    return self._features.get_or_make(key, lambda: fc7_features(
+                        who.model, d.images, m["mean"], m["std"], m["input_size"], cache_key=key,
+                        progress=lambda done, t: progress(0.4 + 0.4 * done / max(t, 1), desc=f"fc7 features {done}/{t}")))
+            feats = self.lanes.run(SLOW, work, self.lanes.slow_copy(loaded))
         return key, feats, d
 
 
@@ -118,12 +123,14 @@ def build(page: Page) -> None:
         loaded = page.registry.get(key, progress)
         d = emb.dataset(progress)
         m, u = loaded.meta, int(unit_v)
-        who = page.lanes.slow_copy(loaded)      # a dataset pass is slow: it must not hold the explanations' model
-        with who.lock:
-            top = top_patches(who.model, d.images, m["mean"], m["std"], m["input_size"], unit=u, k=9,
-                              cache_key=emb.key(loaded, d),
-                              progress=lambda done, t: progress(0.4 + 0.5 * done / max(t, 1),
-                                                                desc=f"conv5 maxima {done}/{t} (once per model)"))
+
+        def work(who):                          # a dataset pass (once per model): the slow lane's work
+            with who.lock:
+                return top_patches(who.model, d.images, m["mean"], m["std"], m["input_size"], unit=u, k=9,
+                                   cache_key=emb.key(loaded, d),
+                                   progress=lambda done, t: progress(0.4 + 0.5 * done / max(t, 1),
+                                                                     desc=f"conv5 maxima {done}/{t} (once per model)"))
+        top = page.lanes.run(SLOW, work, page.lanes.slow_copy(loaded))
         text = (f"conv5 unit {u}: receptive field {top['rf']}x{top['rf']} px; strongest response "
                 f"{top['values'][0]:.2f} on image #{int(top['indices'][0])}.")
         picture = None
