@@ -1,4 +1,4 @@
-"""The one piece of real 2012 AlexNet in the repository: BVLC's ImageNet conv1 (alexnet/assets/bvlc_alexnet_conv1.npz).
+"""The one piece of real 2012 AlexNet in the repository: BVLC's ImageNet conv1 (assets/bvlc_alexnet_conv1.npz).
 
 Two uses:
 - `conv1()`: the released 96 filters (OIHW, RGB) and biases, for the Filters tab's Figure 3 panel.

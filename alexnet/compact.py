@@ -1,4 +1,4 @@
-"""The compact flowers model shipped in alexnet/assets/: fc6 and fc7 as truncated-SVD factors, fp16.
+"""The compact flowers model shipped in assets/: fc6 and fc7 as truncated-SVD factors, fp16.
 
 A trained paper AlexNet for 5 classes has 56.9 M parameters (228 MB in fp32); 54 M of them sit
 in fc6 (9216 x 4096) and fc7 (4096 x 4096). Denton et al. (2014, "Exploiting Linear Structure
@@ -7,8 +7,8 @@ top singular directions of each weight matrix: W (out, in) ~ U_r (out, r) @ V_r 
 that way (and in fp16) the model fits in a few MB; at load the factors are multiplied back into
 dense `nn.Linear` weights, so at run time it is exactly the paper's network.
 
-    python -m alexnet.compact --weights RUN-last.safetensors --out alexnet/assets/flowers_alexnet
-    python -m alexnet.compact --train --out alexnet/assets/flowers_alexnet      # train + compress + evaluate, one command
+    python -m alexnet.compact --weights RUN-last.safetensors --out assets/flowers_alexnet
+    python -m alexnet.compact --train --out assets/flowers_alexnet      # train + compress + evaluate, one command
 
 The rank is the smallest whose validation top-1 stays within `--tolerance` (0.5 points) of the
 dense model, among ranks that fit the size budget; the whole rank/accuracy curve goes into the

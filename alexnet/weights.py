@@ -4,7 +4,7 @@
   read with `torch.load(weights_only=True)`.
 - Caffe/BVLC arrays into the paper model: the common `bvlc_alexnet.npy` (a dict
   layer -> [weight, bias], HWIO, BGR input channels) and `.npz` files in OIHW/RGB
-  (the layout of alexnet/assets/bvlc_alexnet_conv1.npz). Partial files load what they have.
+  (the layout of assets/bvlc_alexnet_conv1.npz). Partial files load what they have.
 - Project checkpoints: `<name>.safetensors` + `<name>.json`, both written atomically.
   The sidecar's content is also embedded in the safetensors header, so weights and
   their description can never be torn apart by a crash between two renames.
@@ -29,9 +29,9 @@ from torch import nn
 from alexnet.errors import UserError
 from alexnet.model import CONV_LAYERS, FC_LAYERS, AlexNet, build, from_spec
 
-# Files shipped inside the package (package data, see pyproject.toml), found the same way from a clone,
-# an editable install or a wheel; pip unpacks wheels, so this is always a real folder on disk.
-ASSETS = Path(str(resources.files("alexnet") / "assets"))
+# Files the app ships: the repository's assets/, installed as the package alexnet.assets (pyproject.toml),
+# found the same way from an editable install and a wheel; pip unpacks wheels, so this is a real folder.
+ASSETS = Path(str(resources.files("alexnet.assets")))
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # Caffe fed BGR 0-255 minus the mean pixel (104, 117, 123); on RGB 0-1 inputs that is:
@@ -316,7 +316,7 @@ def _caffe_arrays(path) -> tuple[dict, str]:
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as z:
             keys = set(z.files)
-            if keys >= {"weight"}:   # a single layer file, as alexnet/assets/bvlc_alexnet_conv1.npz
+            if keys >= {"weight"}:   # a single layer file, as assets/bvlc_alexnet_conv1.npz
                 return {"conv1": (z["weight"], z["bias"] if "bias" in keys else None)}, "oihw_rgb"
             layers = {}
             for k in keys:

@@ -31,7 +31,7 @@ def get_parser() -> argparse.ArgumentParser:
     ap.add_argument("--weights", default=None,
                     help="'imagenet' (torchvision, downloaded once, 233 MB), 'untrained', a .safetensors checkpoint, "
                          "a torchvision .pth, or BVLC .npy/.npz arrays. Default: the newest checkpoint in the cache, "
-                         "else cached ImageNet weights, else the flowers model shipped in alexnet/assets/ (5 classes), "
+                         "else cached ImageNet weights, else the flowers model shipped in assets/ (5 classes), "
                          "else an untrained model (clearly marked).")
     ap.add_argument("--data", default=None,
                     help="an ImageFolder tree for the Embeddings and Retrain tabs (default: $ALEXNET_DATA, "

@@ -25,7 +25,7 @@ from alexnet.model import build
 log = logging.getLogger("alexnet-explainer")
 UNTRAINED = "untrained"
 IMAGENET = "imagenet"
-FLOWERS = "flowers"      # the compact model shipped in alexnet/assets/ (alexnet.compact)
+FLOWERS = "flowers"      # the compact model shipped in assets/ (alexnet.compact)
 GIVEN = "given"          # the --weights file
 CKPT = "checkpoint:"     # + a file name in the checkpoints folder
 UNTRAINED_NOTICE = ("**This model is untrained** (random weights): its top-5 and every explanation below are "
@@ -138,7 +138,7 @@ class Registry:
         """(label, key) pairs for the model dropdown, default first. Keys never show server paths.
 
         Default, first match wins: --weights > the newest checkpoint in the cache > cached
-        ImageNet weights > the flowers model shipped in alexnet/assets/ > untrained.
+        ImageNet weights > the flowers model shipped in assets/ > untrained.
         """
         out = []
         if self.weights_arg and self.weights_arg not in (IMAGENET, UNTRAINED):

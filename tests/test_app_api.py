@@ -1,7 +1,7 @@
 """The app's public API, called the way a script would: gradio_client against the real server.
 
 The session's `app_server` starts with a fresh cache, so its default is the flowers model shipped
-in alexnet/assets/; the untrained paper model (1000 ImageNet classes, random weights) is one key away.
+in assets/; the untrained paper model (1000 ImageNet classes, random weights) is one key away.
 The tests check the *shape* of the answers (labels, confidences, pictures), not their content.
 """
 from __future__ import annotations

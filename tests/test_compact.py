@@ -1,4 +1,4 @@
-"""alexnet.compact and the flowers model shipped in alexnet/assets/: SVD factors in, the dense paper network out."""
+"""alexnet.compact and the flowers model shipped in assets/: SVD factors in, the dense paper network out."""
 from __future__ import annotations
 
 import json

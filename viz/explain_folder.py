@@ -122,7 +122,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (created; the folder structure of DIR is kept)")
     p.add_argument("--weights", default=str(SHIPPED),
                    help="a .safetensors checkpoint, imagenet, a .pth, Caffe .npy/.npz "
-                        "(default: the flowers model shipped in alexnet/assets/)")
+                        "(default: the flowers model shipped in assets/)")
     p.add_argument("--target", default=None,
                    help="class to explain, by name (any case) or index (default: each image's top-1)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default: %(default)s)")

@@ -67,7 +67,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     g.add_argument("--dropout", type=float, default=c.dropout, help="(default: %(default)s)")
     g.add_argument("--groups", type=int, default=None, choices=(1, 2), help="conv2/4/5 groups (default: the arch's)")
     g.add_argument("--init-conv1", default=c.init_conv1, choices=INIT_CONV1,
-                   help="bvlc: start conv1 from BVLC's ImageNet AlexNet (alexnet/assets/) and keep it fixed; the model is "
+                   help="bvlc: start conv1 from BVLC's ImageNet AlexNet (assets/) and keep it fixed; the model is "
                         "then labelled 'conv1 from BVLC ImageNet', not fully from scratch (default: %(default)s)")
     g = p.add_argument_group("speed and augmentation")
     g.add_argument("--no-pca", dest="pca_aug", action="store_false", help="turn off the PCA colour augmentation")
