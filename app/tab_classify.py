@@ -113,9 +113,10 @@ def build(page: Page) -> None:
         classes = loaded.meta["classes"]
         return class_index(classes, target_v), class_index(classes, contrast_v)
 
-    def maps(loaded, x, method_name, t, c, layer_v):
+    def maps(loaded, x, method_name, t, c, layer_v, cam=None):
         """(the method's Explanation, the Grad-CAM overlay or None, the five-layer row or None) for class t
-        (minus c); the method's own Grad-CAM uses the chosen layer, conv5 when all five are shown."""
+        (minus c); the method's own Grad-CAM uses the chosen layer, conv5 when all five are shown.
+        `cam`: the Grad-CAM overlay at the chosen layer when the caller already has it (the panel's)."""
         m = loaded.meta
         options = {"layer": layer_v} if method_name == "gradcam" and layer_v in CONV_LAYERS else {}
         e = explain(loaded.model, x, t, method_name, meta=m, contrast=c, **options)
@@ -125,6 +126,8 @@ def build(page: Page) -> None:
             return e, None, row
         if options:                      # the method is Grad-CAM at this layer: its map is the second panel too
             return e, e.overlay, None
+        if cam is not None:
+            return e, cam, None
         g = explain(loaded.model, x, e.target, "gradcam", meta=m, contrast=c, layer=layer_v)
         return e, g.overlay, None
 
@@ -135,12 +138,12 @@ def build(page: Page) -> None:
             return lanes.run(CHEAP, fn, loaded)
         return lanes.run(SLOW, fn, lanes.slow_copy(loaded))
 
-    def method_maps(loaded, path, method_name, t, c, layer_v):
+    def method_maps(loaded, path, method_name, t, c, layer_v, cam=None):
         """maps(...) for the upload at `path`, computed in the method's lane."""
         def work(who):
             x, _ = who.prepare(path)
             with who.lock:
-                return maps(who, x, method_name, t, c, layer_v)
+                return maps(who, x, method_name, t, c, layer_v, cam)
         return on_lane(loaded, method_name, work)
 
     @friendly
@@ -158,8 +161,9 @@ def build(page: Page) -> None:
             sal = overlay_image(x, p.saliency, m["mean"], m["std"])
             gc = overlay_image(x, p.gradcam, m["mean"], m["std"])
             first, raw, row = (sal, p.saliency, None) if method_name == "saliency" else (gc, p.gradcam, None)
-        else:
-            e, gc, row = method_maps(loaded, path, method_name, p.target, None, layer_v)
+        else:                            # the method's own map; at conv5 the panel's Grad-CAM serves as it is
+            cam = overlay_image(x, p.gradcam, m["mean"], m["std"]) if layer_v == CAM_LAYER else None
+            e, gc, row = method_maps(loaded, path, method_name, p.target, None, layer_v, cam)
             first, raw = e.overlay, e.heatmap
         stem = _stem(method_name, m["classes"], p.target, None)
         classes = [TOP1] + list(m["classes"])
