@@ -29,6 +29,8 @@ class Estimate:
     per_epoch: list[float]                # seconds for each epoch (its size's steps + validation)
     sizes: list[int]                      # training input size of each epoch
     measured_steps: int                   # real steps timed to get here (0 when all came from the cache)
+    step_seconds: dict[int, float]        # measured seconds per training batch at each size (empty when fine-tuning)
+    val_seconds: float                    # one validation pass over the held-out images, at the test size
 
     @property
     def text(self) -> str:
@@ -97,10 +99,10 @@ def estimate(cfg, n_images: int, classes: int = 5) -> Estimate:
     if cfg.mode == "finetune":
         features_s = t_val * math.ceil((2 * n_train + n_val) / val_batch)
         per_epoch = [features_s if e == 0 else 0.0 for e in range(cfg.epochs)]
-        return Estimate(features_s + 0.02 * cfg.epochs, per_epoch, sizes, measured)
+        return Estimate(features_s + 0.02 * cfg.epochs, per_epoch, sizes, measured, {}, val_s)
     per_size = {}
     for s in sorted(set(sizes)):
         per_size[s], m = _seconds_per_batch(cfg, classes, s, cfg.batch_size, device, train=True)
         measured += m
     per_epoch = [per_size[s] * steps + val_s for s in sizes]
-    return Estimate(sum(per_epoch), per_epoch, sizes, measured)
+    return Estimate(sum(per_epoch), per_epoch, sizes, measured, per_size, val_s)
