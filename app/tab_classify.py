@@ -7,7 +7,7 @@ import numpy as np
 
 from alexnet.errors import OptionError
 from alexnet.model import CONV_LAYERS
-from app.examples import example_images
+from app.examples import credits_line, flower_examples, other_examples
 from app.lanes import CHEAP, SLOW, lane_of
 from app.passes import Passes
 from app.ui import Page, UploadImage, friendly, need_image
@@ -69,9 +69,15 @@ def build(page: Page) -> None:
         with gr.Column(scale=1):
             img = UploadImage(label="Your photo", type="filepath", sources=["upload", "webcam", "clipboard"],
                               elem_id="upload")
-            examples = example_images()
-            if examples:
-                gr.Examples(examples, inputs=img, label="Examples (shipped with matplotlib and scikit-learn)")
+            flowers, others = flower_examples(), other_examples()
+            if flowers:                            # thumbnails (captions would replace them), true classes in order
+                gr.Examples([e.path for e in flowers], inputs=img, elem_id="examples-flowers",
+                            label="Held-out flowers the shipped model never trained on: "
+                                  + ", ".join(e.label for e in flowers) + ", in this order")
+                gr.Markdown(credits_line(flowers), elem_classes="credits")
+            if others:
+                gr.Examples([e.path for e in others], inputs=img, elem_id="examples-others",
+                            label="Not flowers: " + ", ".join(e.label for e in others) + " (from matplotlib and scikit-learn)")
             method = gr.Dropdown([(v, k) for k, v in METHOD_LABELS.items()], value="saliency",
                                  label="Attribution method", elem_id="method")
             with gr.Row():

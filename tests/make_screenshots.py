@@ -3,11 +3,11 @@
     python tests/make_screenshots.py --out docs/screenshots
     python tests/make_screenshots.py --out /tmp/shots --weights imagenet --per-class 0
 
-By default the server runs in a throw-away folder (its own cache, so the untrained model unless
---weights is given), and its --data is a small sample of ../shared/data/flower_photos_256
+By default the server runs in a throw-away folder (its own cache, so the shipped flowers model
+unless --weights is given), and its --data is a small sample of ../shared/data/flower_photos_256
 (--per-class photos per class, symlinked) so the Embeddings map builds in seconds on a CPU;
-without the flowers it falls back to a synthetic three-class folder. The example photo uploaded
-is the first of the app's examples (matplotlib's Grace Hopper), or --image.
+without the flowers it falls back to a synthetic three-class folder. The photo uploaded is the
+held-out rose shipped among the app's examples (assets/examples/), or --image.
 
 Writes classify.png, filters.png, layers.png, embeddings.png and about.png (full page, --width px wide).
 """
@@ -51,20 +51,12 @@ def default_data(work: Path, per_class: int) -> Path:
 
 
 def default_image() -> Path:
-    """A rose the shipped flowers model never trained on (its sidecar lists the held-out files), else an example."""
-    import json
-    from alexnet.compact import SHIPPED
-    if FLOWERS.is_dir() and SHIPPED.with_suffix(".json").is_file():
-        held_out = json.loads(SHIPPED.with_suffix(".json").read_text()).get("held_out_files", [])
-        roses = [f for f in held_out if f.startswith("roses/")]
-        if roses:
-            return FLOWERS / roses[0]
-    from app.examples import example_images
-    found = example_images()
-    if found:
-        return Path(found[0])
-    if FLOWERS.is_dir():
-        return sorted((FLOWERS / "daisy").glob("*.jpg"))[0]
+    """The held-out rose shipped as an example (the shipped flowers model never trained on it), else any example."""
+    from app.examples import flower_examples, other_examples
+    found = flower_examples()
+    roses = [e for e in found if e.label == "roses"]
+    for e in roses + found + other_examples():
+        return Path(e.path)
     raise SystemExit("no example image found: pass --image PATH")
 
 
@@ -149,7 +141,7 @@ def main(argv=None) -> None:
                                                  "shared flowers, else a synthetic folder)")
     ap.add_argument("--per-class", type=int, default=40,
                     help="photos per class sampled from the shared flowers (0 = the whole set; default 40)")
-    ap.add_argument("--image", default=None, help="photo to upload (default: the app's first example)")
+    ap.add_argument("--image", default=None, help="photo to upload (default: the held-out rose among the app's examples)")
     ap.add_argument("--weights", default=None, help="passed to the app's --weights (default: the app's own default, the shipped flowers model)")
     ap.add_argument("--width", type=int, default=1280, help="browser width in px (default 1280)")
     ap.add_argument("--timeout", type=float, default=180, help="seconds to wait for each step (default 180)")

@@ -138,6 +138,28 @@ def test_clicking_a_top5_class_explains_that_class(page, shots):
     save_shot(page, shots, "classify-second-class")
 
 
+def test_a_held_out_flower_example_is_one_click_away(page, shots):
+    """The first thumbnail is a daisy the shipped model never trained on; one click classifies it, and
+    the page's top-1 is what the library answers for that file."""
+    from alexnet.compact import SHIPPED
+    from alexnet.images import preprocess
+    from alexnet.weights import load
+    from app.examples import flower_examples
+    daisy = flower_examples()[0]
+    model, meta = load(SHIPPED)
+    x = preprocess(daisy.path, meta["input_size"], meta["mean"], meta["std"])
+    want = meta["classes"][int(model.eval()(x).argmax())]
+    shown = page.locator("#upload img")
+    before = shown.get_attribute("src")
+    page.locator("#examples-flowers img").first.click()
+    expect(shown).not_to_have_attribute("src", before, timeout=QUICK)
+    rows = page.locator("#top5 button.confidence-set")
+    expect(rows.first).to_have_attribute("data-testid", f"{want}-confidence-set", timeout=QUICK)
+    expect(rows).to_have_count(5)
+    assert_picture(page.locator("#gradcam img"), f"the Grad-CAM map for the {daisy.label} example")
+    save_shot(page, shots, "classify-example")
+
+
 # ------------------------------------------------------------------ Filters
 def test_filters_tab_shows_bvlc_and_current_conv1_without_a_click(page, shots):
     open_tab(page, "Filters")

@@ -55,21 +55,24 @@ def installed(tmp_path_factory):
 
 def test_the_installed_packages_and_assets_come_from_the_environment(installed):
     bin_dir, outside = installed
-    code = ("import alexnet, app, report, viz\n"
+    code = ("import os, alexnet, app, report, viz\n"
             "from alexnet import weights as W, bvlc, compact\n"
             "from report.config import EXAMPLE\n"
             "print(alexnet.__file__, app.__file__, report.__file__, viz.__file__)\n"
             "print(len(W.imagenet_classes()), tuple(bvlc.conv1()[0].shape), compact.SHIPPED.stat().st_size,"
-            " (EXAMPLE / 'paper.json').is_file())")
+            " (EXAMPLE / 'paper.json').is_file())\n"
+            "from app.examples import flower_examples\n"
+            "print(sorted(e.label for e in flower_examples() if os.path.getsize(e.path) > 5000))")
     r = subprocess.run([str(bin_dir / "python"), "-c", code], cwd=outside, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
-    files, facts = r.stdout.splitlines()
+    files, facts, flowers = r.stdout.splitlines()
     venv = str(bin_dir.parent)
     assert all(f.startswith(venv) for f in files.split()), f"imported from outside the environment: {files}"
     n_classes, conv1_shape, model_bytes, example = facts.replace("(", "").replace(")", "") \
         .replace(", ", ",").split()
     assert (n_classes, conv1_shape, example) == ("1000", "96,3,11,11", "True"), facts
     assert int(model_bytes) > 1_000_000, facts          # the real shipped weights, not a Git LFS pointer
+    assert flowers == str(sorted(FLOWER_CLASSES)), flowers   # the held-out example photos, one per class
 
 
 def test_console_command_help_answers_in_under_two_seconds(installed):
