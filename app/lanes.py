@@ -11,9 +11,12 @@
   they run on, so each model serves one pass at a time).
 - Priority on the cores: before each forward pass of slow work (`pausable`), the slow lane waits
   while cheap work is in flight, at most `max_wait_s` per pass so it is never starved, and a pass
-  that goes on beside cheap work uses one core (torch's thread count is per thread). A pass is
-  the unit: IG's 32 steps go through the network as batches of 8 (viz.attribution), each one a
-  point where cheap requests get the CPU back.
+  that goes on beside cheap work uses one core. A pass is the unit: IG's 32 steps go through the
+  network as batches of 8 (viz.attribution), each one a point where cheap requests get the CPU back.
+- Torch's thread count is per thread for threads already running, but `torch.set_num_threads` also
+  sets the count every thread started later begins with. So a one-core pass puts the full count
+  back as soon as it ends, and every handler (app.ui.friendly) and the trainer's thread call
+  `all_cores()` on entry, in case their thread was started during such a pass.
 - Batching (`Batcher`): cheap requests that wait together share one pass. A batch of 8 costs
   about half as much per image as 8 single passes on a CPU (33 against 58 ms per image for a
   forward and backward of the paper model on 2 cores).
@@ -36,7 +39,15 @@ import torch
 from torch import nn
 
 CHEAP, SLOW = "cheap", "slow"
+CORES = torch.get_num_threads()          # intra-op threads torch uses at start-up (honours OMP_NUM_THREADS)
 CHEAP_METHODS = frozenset({"saliency", "gradcam", "guided_backprop"})   # one forward + one backward
+
+
+def all_cores() -> None:
+    """Give the calling thread torch's start-up thread count (a thread started while a slow pass ran on
+    one core begins with one)."""
+    if torch.get_num_threads() != CORES:
+        torch.set_num_threads(CORES)
 
 
 def lane_of(method: str) -> str:
@@ -48,7 +59,7 @@ class Lanes:
     """Worker pools per lane; `run(lane, fn, ...)` runs fn there and returns (or raises) what it does."""
 
     def __init__(self, cheap_workers: int = 2, max_wait_s: float = 3.0):
-        self.threads = torch.get_num_threads()  # intra-op threads torch would use (honours OMP_NUM_THREADS)
+        self.threads = CORES
         # Two cheap workers: while one runs its pass under the model's lock, the other decodes the next
         # upload and draws the last overlay (PIL and numpy work outside the lock).
         self._pools = {lane: ThreadPoolExecutor(n, thread_name_prefix=f"lane-{lane}", initializer=torch.set_num_threads,
@@ -79,21 +90,38 @@ class Lanes:
 
     def run(self, lane: str, fn, /, *args, **kwargs):
         if lane != CHEAP:
-            return self.submit(lane, fn, *args, **kwargs).result()
+            return self.submit(lane, self._slow_job, fn, *args, **kwargs).result()
         with self.cheap_work():
             return self.submit(lane, fn, *args, **kwargs).result()
+
+    def run_slow(self, loaded, fn):
+        """fn(the slow lane's copy of the registry model `loaded`), in the slow lane."""
+        return self.run(SLOW, fn, self.slow_copy(loaded))
+
+    def _slow_job(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        finally:                                  # a pass that raised skipped its forward hook
+            self._all_threads()
 
     def yield_to_cheap(self) -> None:
         """Wait (at most max_wait_s) until no cheap work is in flight; a pass that must go on beside cheap
         work anyway runs on one core, leaving the rest to it. Never call it from cheap work."""
         with self._idle:
             idle = self._idle.wait_for(lambda: self._cheap_in_flight == 0, timeout=self.max_wait_s)
-        torch.set_num_threads(self.threads if idle else 1)     # this thread's own setting
+        if not idle:
+            torch.set_num_threads(1)
+
+    def _all_threads(self) -> None:
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
 
     def pausable(self, model: nn.Module) -> nn.Module:
-        """Make every forward pass of `model` (the slow lane's copy) start with `yield_to_cheap`."""
+        """Make every forward pass of `model` (the slow lane's copy) start with `yield_to_cheap` and end
+        on all threads again."""
         if model not in self._paused:
             model.register_forward_pre_hook(lambda module, args: self.yield_to_cheap())
+            model.register_forward_hook(lambda module, args, out: self._all_threads())
             self._paused.add(model)
         return model
 
@@ -161,8 +189,10 @@ class Batcher:
                 for w in batch:
                     self._waiting.remove(w)
             try:
-                results = self.fn([item for _, item, _ in batch])
-            except BaseException as e:               # every request of the batch hears of it
+                results = list(self.fn([item for _, item, _ in batch]))
+                if len(results) != len(batch):
+                    raise RuntimeError(f"a batched pass gave {len(results)} results for {len(batch)} requests")
+            except BaseException as e:               # every request of the batch hears of it; none waits forever
                 for _, _, answer in batch:
                     answer.set_exception(e)
                 continue

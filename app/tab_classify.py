@@ -8,7 +8,7 @@ import numpy as np
 from alexnet.errors import OptionError
 from alexnet.model import CONV_LAYERS
 from app.examples import credits_line, flower_examples, other_examples
-from app.lanes import CHEAP, SLOW, lane_of
+from app.lanes import CHEAP, lane_of
 from app.passes import Passes
 from app.ui import Page, UploadImage, friendly, need_image
 from viz.attribution import (CAM_LAYER, check_method, class_index, explain, layer_cams, overlay_image,
@@ -142,7 +142,7 @@ def build(page: Page) -> None:
         model, slow ones on its private copy (whose passes give way to cheap ones)."""
         if lane_of(method_name) == CHEAP:
             return lanes.run(CHEAP, fn, loaded)
-        return lanes.run(SLOW, fn, lanes.slow_copy(loaded))
+        return lanes.run_slow(loaded, fn)
 
     def method_maps(loaded, path, method_name, t, c, layer_v, cam=None):
         """maps(...) for the upload at `path`, computed in the method's lane."""
@@ -244,7 +244,7 @@ def build(page: Page) -> None:
                 title = f"why '{classes[target]}'" + (f" and not '{classes[c]}'" if c is not None else "")
                 return compare_methods(who.model, x, target, meta=who.meta, contrast=c, title=title,
                                        progress=lambda i, n, name: progress(i / n, desc=f"{METHOD_LABELS[name]} ({i + 1}/{n})"))
-        return lanes.run(SLOW, work, lanes.slow_copy(loaded)).grid
+        return lanes.run_slow(loaded, work).grid
 
     @friendly
     def checks(path, key, progress=gr.Progress()):
@@ -258,7 +258,7 @@ def build(page: Page) -> None:
                 s = sanity_check(who.model, x, methods=CHECK_METHODS)
                 progress(0.6, desc="deletion and insertion curves")
                 return s, faithfulness(who.model, x, target=s.target, methods=CHECK_METHODS)
-        s, f = lanes.run(SLOW, work, lanes.slow_copy(loaded))
+        s, f = lanes.run_slow(loaded, work)
         lines = ["| method | rank correlation after randomising conv1 (lower = passes) | deletion AUC | insertion AUC |",
                  "|---|---|---|---|"]
         for meth in CHECK_METHODS:

@@ -12,7 +12,6 @@ from alexnet.features import model_hash
 from alexnet.lru import LRU
 from alexnet.model import LAYERS, default_input_size
 from alexnet.shapes import layer_table
-from app.lanes import SLOW
 from app.ui import Page, friendly
 from viz.embedding import (MapCache, fc7_features, fc7_key, neighbour_gallery, neighbours, patch_gallery, place, scatter,
                            top_patches)
@@ -56,7 +55,7 @@ class Embedder:
                     return self._features.get_or_make(key, lambda: fc7_features(
                         who.model, d.images, m["mean"], m["std"], m["input_size"], cache_key=key,
                         progress=lambda done, t: progress(0.4 + 0.4 * done / max(t, 1), desc=f"fc7 features {done}/{t}")))
-            feats = self.lanes.run(SLOW, work, self.lanes.slow_copy(loaded))
+            feats = self.lanes.run_slow(loaded, work)
         return key, feats, d
 
 
@@ -130,7 +129,7 @@ def build(page: Page) -> None:
                                    cache_key=emb.key(loaded, d),
                                    progress=lambda done, t: progress(0.4 + 0.5 * done / max(t, 1),
                                                                      desc=f"conv5 maxima {done}/{t} (once per model)"))
-        top = page.lanes.run(SLOW, work, page.lanes.slow_copy(loaded))
+        top = page.lanes.run_slow(loaded, work)
         text = (f"conv5 unit {u}: receptive field {top['rf']}x{top['rf']} px; strongest response "
                 f"{top['values'][0]:.2f} on image #{int(top['indices'][0])}.")
         picture = None

@@ -15,6 +15,7 @@ import gradio as gr
 from alexnet.data import decode_folder, find_data_dir, list_images
 from alexnet.estimate import estimate
 from alexnet.train import Phase, Progress, TrainConfig, train
+from app.lanes import all_cores
 from app.state import UNTRAINED
 from app.ui import Page, friendly
 from viz.filters import compare
@@ -68,6 +69,7 @@ class Trainer:
             self.epochs = list(self._val.values())
 
     def _run(self, cfg: TrainConfig) -> None:
+        all_cores()                               # this thread may have started during a one-core slow pass
         try:
             self.result = train(cfg, progress=self._progress, cancel=self.cancel)
         except Exception as e:  # the visitor sees a sentence; the server log keeps the traceback
@@ -208,7 +210,8 @@ def build(page: Page) -> None:
         reg.forget(ckpt)
         after = reg.get(ckpt)
         decoded = decode_folder(tr.config.data)
-        report = held_out(after.model, after.meta, decoded)
+        with after.lock:                          # the registry's model: a visitor's explanation may hook it too
+            report = held_out(after.model, after.meta, decoded)
         before_model, before_meta = tr.before or (None, None)
         conv = compare(before_model if before_model is not None else after.model, after.model)["image"]
         cam_items = []

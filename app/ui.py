@@ -14,6 +14,7 @@ import gradio as gr
 
 from alexnet.errors import UserError
 from alexnet.weights import WeightsError
+from app.lanes import all_cores
 
 log = logging.getLogger("alexnet-explainer")
 USER_ERRORS = (UserError,)   # the project's own exceptions for what the visitor can fix (alexnet.errors)
@@ -77,6 +78,7 @@ def friendly(fn):
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen(*a, **k):
+            all_cores()                   # Gradio's thread may have started during a one-core slow pass
             try:
                 yield from fn(*a, **k)
             except Exception as e:
@@ -85,6 +87,7 @@ def friendly(fn):
 
     @functools.wraps(fn)
     def wrapper(*a, **k):
+        all_cores()
         try:
             return fn(*a, **k)
         except Exception as e:

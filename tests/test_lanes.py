@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from app.lanes import CHEAP, SLOW, Batcher, Lanes, lane_of
+from app.lanes import CHEAP, CORES, SLOW, Batcher, Lanes, all_cores, lane_of
 
 
 @pytest.fixture
@@ -155,10 +155,64 @@ def test_a_slow_pass_beside_cheap_work_uses_one_core_and_all_of_them_alone():
     try:
         seen = []
         model = lanes.pausable(nn.Linear(2, 2))
-        model.register_forward_hook(lambda m, a, out: seen.append(torch.get_num_threads()))
+        model.register_forward_pre_hook(lambda m, a: seen.append(torch.get_num_threads()))   # after pausable's
         with lanes.cheap_work():
             lanes.run(SLOW, model, torch.zeros(1, 2))
         lanes.run(SLOW, model, torch.zeros(1, 2))
         assert seen == [1, lanes.threads]
     finally:
         lanes.shutdown()
+
+
+def _threads_in_a_new_thread(before=lambda: None) -> int:
+    out = []
+
+    def probe():
+        before()
+        torch.ones(2).add_(1)                          # the first op: torch gives the thread its count here
+        out.append(torch.get_num_threads())
+    t = threading.Thread(target=probe)
+    t.start()
+    t.join(10)
+    return out[0]
+
+
+@pytest.mark.skipif(CORES < 2, reason="one core: nothing to give back")
+def test_a_one_core_pass_leaves_no_thread_on_one_core():
+    """torch.set_num_threads also sets what every later thread starts with: a one-core pass must put the
+    full count back when it ends, and a thread started during one gets it back from all_cores()."""
+    lanes = Lanes(max_wait_s=0.05)
+    try:
+        during = []
+        model = lanes.pausable(nn.Linear(2, 2))
+        probe = model.register_forward_pre_hook(lambda m, a: during.extend(
+            [_threads_in_a_new_thread(), _threads_in_a_new_thread(all_cores)]))
+        with lanes.cheap_work():
+            lanes.run(SLOW, model, torch.zeros(1, 2))
+        assert during == [1, CORES]                    # started mid-pass: one core, until all_cores() on entry
+        assert _threads_in_a_new_thread() == CORES     # started after the pass: all of them
+        probe.remove()                                 # (its all_cores() set the count for everyone)
+        between = []
+
+        def two_passes(x):                             # IG's batches: the count comes back after each pass
+            model(x)
+            between.append(_threads_in_a_new_thread())
+            model(x)
+        with lanes.cheap_work():
+            lanes.run(SLOW, two_passes, torch.zeros(1, 2))
+        assert between == [CORES]
+
+        class Fails(nn.Module):                        # a pass that raises skips the forward hooks
+            def forward(self, x):
+                raise ValueError("mid-pass")
+        with lanes.cheap_work(), pytest.raises(ValueError, match="mid-pass"):
+            lanes.run(SLOW, lanes.pausable(Fails()), torch.zeros(1, 2))
+        assert _threads_in_a_new_thread() == CORES
+    finally:
+        lanes.shutdown()
+
+
+def test_a_batch_function_that_drops_results_fails_its_requests_instead_of_hanging(lanes):
+    batcher = Batcher(lanes, lambda items: [])
+    with pytest.raises(RuntimeError, match="0 results for 1 requests"):
+        batcher("k", 1)
