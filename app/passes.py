@@ -24,9 +24,9 @@ class Passes:
         `run` of app.state.Registry.forward."""
         return self._forward(id(loaded), (loaded, x))
 
-    def panel(self, loaded, x: torch.Tensor, target: int | None = None) -> Panel:
-        """viz.attribution.panel of one normalised image for `target` (None: its top-1)."""
-        return self._panels(id(loaded), (loaded, x, target))
+    def panel(self, loaded, x: torch.Tensor, target: int | None = None, contrast: int | None = None) -> Panel:
+        """viz.attribution.panel of one normalised image for `target` (None: its top-1), minus `contrast`."""
+        return self._panels(id(loaded), (loaded, x, target, contrast))
 
 
 def _forward(items) -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
@@ -40,7 +40,7 @@ def _forward(items) -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
 
 def _panels(items) -> list[Panel]:
     loaded = items[0][0]
-    x = torch.cat([x for _, x, _ in items])                     # B x (1, 3, S, S) -> (B, 3, S, S)
+    x = torch.cat([x for _, x, _, _ in items])                  # B x (1, 3, S, S) -> (B, 3, S, S)
     with loaded.lock:
-        return panels(loaded.model, x, [t for _, _, t in items], meta=loaded.meta,
-                      trained=loaded.trained and not loaded.partial)
+        return panels(loaded.model, x, [t for _, _, t, _ in items], meta=loaded.meta,
+                      trained=loaded.trained and not loaded.partial, contrasts=[c for *_, c in items])

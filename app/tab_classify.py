@@ -38,8 +38,10 @@ def top5_dict(classes: list[str], top5) -> dict[str, float]:
     return {classes[i]: float(p) for i, p in zip(idx, probs)}
 
 
-def save_map(page: Page, heatmap, stem: str) -> str:
+def save_map(page: Page, heatmap, stem: str) -> str | None:
     """The raw attribution map as float32 .npy (H x W at the input size), in a fresh folder of this server's scratch."""
+    if heatmap is None:
+        return None
     path = page.scratch_file(f"{stem}.npy")
     np.save(path, np.asarray(heatmap, dtype=np.float32))
     return str(path)
@@ -119,10 +121,10 @@ def build(page: Page) -> None:
         classes = loaded.meta["classes"]
         return class_index(classes, target_v), class_index(classes, contrast_v)
 
-    def maps(loaded, x, method_name, t, c, layer_v, cam=None):
+    def maps(loaded, x, method_name, t, c, layer_v):
         """(the method's Explanation, the Grad-CAM overlay or None, the five-layer row or None) for class t
-        (minus c); the method's own Grad-CAM uses the chosen layer, conv5 when all five are shown.
-        `cam`: the Grad-CAM overlay at the chosen layer when the caller already has it (the panel's)."""
+        (minus c); the method's own Grad-CAM uses the chosen layer, conv5 when all five are shown. The
+        Grad-CAM overlay is None at conv5: the panel's is shown there (see `draw`)."""
         m = loaded.meta
         options = {"layer": layer_v} if method_name == "gradcam" and layer_v in CONV_LAYERS else {}
         e = explain(loaded.model, x, t, method_name, meta=m, contrast=c, **options)
@@ -132,8 +134,8 @@ def build(page: Page) -> None:
             return e, None, row
         if options:                      # the method is Grad-CAM at this layer: its map is the second panel too
             return e, e.overlay, None
-        if cam is not None:
-            return e, cam, None
+        if layer_v == CAM_LAYER:
+            return e, None, None
         g = explain(loaded.model, x, e.target, "gradcam", meta=m, contrast=c, layer=layer_v)
         return e, g.overlay, None
 
@@ -144,52 +146,75 @@ def build(page: Page) -> None:
             return lanes.run(CHEAP, fn, loaded)
         return lanes.run_slow(loaded, fn)
 
-    def method_maps(loaded, path, method_name, t, c, layer_v, cam=None):
-        """maps(...) for the upload at `path`, computed in the method's lane."""
+    def method_maps(loaded, x, method_name, t, c, layer_v):
+        """maps(...) computed in the method's lane."""
         def work(who):
-            x, _ = who.prepare(path)
             with who.lock:
-                return maps(who, x, method_name, t, c, layer_v, cam)
+                return maps(who, x, method_name, t, c, layer_v)
         return on_lane(loaded, method_name, work)
+
+    def draw(loaded, x, method_name, t, c, layer_v, p=None):
+        """Frames (attribution overlay, its raw map, Grad-CAM overlay, five-layer row or None, the class
+        explained) for class t (None: the top-1) minus c. At conv5 the panel (one batched forward +
+        backward; `p` when the caller has it) gives Grad-CAM, and saliency too: for those two methods it
+        is the whole answer. Any other map is the method's own pass in its lane; a slow one (IG,
+        SmoothGrad, occlusion) is preceded by a frame of what is ready, so nothing waits for it."""
+        m = loaded.meta
+        at_conv5 = layer_v == CAM_LAYER
+        if p is None and at_conv5:
+            p = passes.panel(loaded, x, t, c)
+        if p is not None:
+            t = p.target
+        cam = overlay_image(x, p.gradcam, m["mean"], m["std"]) if at_conv5 else None
+        if at_conv5 and method_name in ("saliency", "gradcam"):
+            raw = p.saliency if method_name == "saliency" else p.gradcam
+            yield (overlay_image(x, raw, m["mean"], m["std"]) if method_name == "saliency" else cam), raw, cam, None, t
+            return
+        if lane_of(method_name) != CHEAP:
+            yield None, None, cam, None, t
+        e, gc, row = method_maps(loaded, x, method_name, t, c, layer_v)
+        yield e.overlay, e.heatmap, cam if at_conv5 else gc, row, e.target
+
+    def shown(loaded, frame, method_name, c):
+        """A frame of `draw` as the outputs (attribution, Grad-CAM, .npy, five-layer row); files are named
+        after the method and the class."""
+        first, raw, gc, row, t = frame
+        stem = _stem(method_name, loaded.meta["classes"], t, c) if t is not None else method_name
+        return (save_picture(page, first, stem), save_picture(page, gc, f"gradcam-{stem}"), save_map(page, raw, stem),
+                gr.Image(value=row, visible=row is not None))
 
     @friendly
     def on_upload(path, key, method_name, layer_v, progress=gr.Progress()):
-        """One forward + one backward: top-5, saliency and Grad-CAM together; the class choice resets to top-1.
-        A slow method's own map follows in the slow lane."""
+        """One forward + one backward: top-5, saliency and Grad-CAM together (the panel); the class choice
+        resets to top-1. A slow method's own map follows in a second frame."""
         if not path:
-            return None, None, None, None, "", None, gr.skip(), gr.skip(), gr.skip()
+            yield None, None, None, None, "", None, gr.skip(), gr.skip(), gr.skip()
+            return
         loaded = reg.get(key, progress)
         m = loaded.meta
         x, img = loaded.prepare(path)
         p = passes.panel(loaded, x)
         reg.remember(loaded, img, p.logits, p.acts)       # Filters/Layers/Embeddings reuse this pass
-        if method_name in ("saliency", "gradcam") and layer_v == CAM_LAYER:     # both maps are the panel's
-            sal = overlay_image(x, p.saliency, m["mean"], m["std"])
-            gc = overlay_image(x, p.gradcam, m["mean"], m["std"])
-            first, raw, row = (sal, p.saliency, None) if method_name == "saliency" else (gc, p.gradcam, None)
-        else:                            # the method's own map; at conv5 the panel's Grad-CAM serves as it is
-            cam = overlay_image(x, p.gradcam, m["mean"], m["std"]) if layer_v == CAM_LAYER else None
-            e, gc, row = method_maps(loaded, path, method_name, p.target, None, layer_v, cam)
-            first, raw = e.overlay, e.heatmap
-        stem = _stem(method_name, m["classes"], p.target, None)
-        classes = [TOP1] + list(m["classes"])
-        return (path, top5_dict(m["classes"], p.top5), save_picture(page, first, stem),
-                save_picture(page, gc, f"gradcam-{stem}"), loaded.top5_note, save_map(page, raw, stem),
-                gr.Dropdown(choices=classes, value=""), gr.Dropdown(choices=[NONE] + list(m["classes"]), value=""),
-                gr.Image(value=row, visible=row is not None))
+        head = (path, top5_dict(m["classes"], p.top5), loaded.top5_note,
+                gr.Dropdown(choices=[TOP1] + list(m["classes"]), value=""),
+                gr.Dropdown(choices=[NONE] + list(m["classes"]), value=""))
+        for frame in draw(loaded, x, method_name, None, None, layer_v, p):
+            heat_f, cam_f, npy_f, row = shown(loaded, frame, method_name, None)
+            image_v, top5_v, note_v, target_v, contrast_v = head
+            yield image_v, top5_v, heat_f, cam_f, note_v, npy_f, target_v, contrast_v, row
+            head = (gr.skip(),) * 5                        # set once: a second reset would fire the dropdowns again
 
     @friendly
     def redraw(path, method_name, key, target_v, contrast_v, layer_v, progress=gr.Progress()):
         """Every map again, for the chosen class (minus the contrast class) and Grad-CAM layer."""
         if not path:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
         loaded = reg.get(key, progress)
         t, c = chosen(loaded, target_v, contrast_v)
-        e, gc, row = method_maps(loaded, path, method_name, t, c, layer_v)
-        stem = _stem(method_name, loaded.meta["classes"], e.target, c)
-        return save_picture(page, e.overlay, stem), save_picture(page, gc if row is None else None, f"gradcam-{stem}"), \
-            save_map(page, e.heatmap, stem), \
-            gr.Image(value=row, visible=row is not None)
+        x, _ = loaded.prepare(path)
+        for frame in draw(loaded, x, method_name, t, c, layer_v):
+            yield shown(loaded, frame, method_name, c)
 
     @friendly
     def classify(image, model):
@@ -212,15 +237,14 @@ def build(page: Page) -> None:
         t = class_index(loaded.meta["classes"], target)
         options = {"layer": layer} if method == "gradcam" else {}
         m = loaded.meta
+        x, _ = loaded.prepare(image)
         if method in ("saliency", "gradcam") and layer == CAM_LAYER:    # both maps of one batched panel
-            x, _ = loaded.prepare(image)
             p = passes.panel(loaded, x, t)
             heat = p.saliency if method == "saliency" else p.gradcam
             stem = _stem(method, m["classes"], p.target, None, layer if method == "gradcam" else None)
             return save_picture(page, overlay_image(x, heat, m["mean"], m["std"]), stem), save_map(page, heat, stem)
 
         def work(who):
-            x, _ = who.prepare(image)
             with who.lock:
                 return explain(who.model, x, t, method, meta=who.meta, **options)
         e = on_lane(loaded, method, work)
