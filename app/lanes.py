@@ -43,6 +43,13 @@ CORES = torch.get_num_threads()          # intra-op threads torch uses at start-
 CHEAP_METHODS = frozenset({"saliency", "gradcam", "guided_backprop"})   # one forward + one backward
 
 
+class ShuttingDown(RuntimeError):
+    """The server is stopping: queued work is dropped and running slow work stops at its next pass."""
+
+    def __init__(self):
+        super().__init__("The server is shutting down; please try again in a moment.")
+
+
 def all_cores() -> None:
     """Give the calling thread torch's start-up thread count (a thread started while a slow pass ran on
     one core begins with one)."""
@@ -68,6 +75,7 @@ class Lanes:
         self._batchers: list[Batcher] = []
         self.max_wait_s = max_wait_s
         self._cheap_in_flight = 0
+        self._closing = False
         self._idle = threading.Condition()
         self._paused: weakref.WeakSet[nn.Module] = weakref.WeakSet()
 
@@ -108,8 +116,12 @@ class Lanes:
         """Wait (at most max_wait_s) until no cheap work is in flight; a pass that must go on beside cheap
         work anyway runs on one core, leaving the rest to it. Never call it from cheap work."""
         with self._idle:
-            idle = self._idle.wait_for(lambda: self._cheap_in_flight == 0, timeout=self.max_wait_s)
-        if not idle:
+            idle = self._idle.wait_for(lambda: self._cheap_in_flight == 0 or self._closing, timeout=self.max_wait_s)
+            if self._closing:
+                raise ShuttingDown()
+        if idle:
+            self._all_threads()
+        else:
             torch.set_num_threads(1)
 
     def _all_threads(self) -> None:
@@ -121,7 +133,8 @@ class Lanes:
         on all threads again."""
         if model not in self._paused:
             model.register_forward_pre_hook(lambda module, args: self.yield_to_cheap())
-            model.register_forward_hook(lambda module, args, out: self._all_threads())
+            # always_call: a pass that raises (a probe stopping at its layer, say) gives the count back too
+            model.register_forward_hook(lambda module, args, out: self._all_threads(), always_call=True)
             self._paused.add(model)
         return model
 
@@ -135,11 +148,16 @@ class Lanes:
         """Batchers are closed with the lanes."""
         self._batchers.append(batcher)
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait: bool = False) -> None:
+        """Drop queued work; running slow work stops at its next pass (ShuttingDown). `wait`: return once
+        it has (main() waits, so no pass writes into the scratch folder while it is being removed)."""
+        with self._idle:
+            self._closing = True
+            self._idle.notify_all()
         for batcher in self._batchers:
             batcher.close()
         for pool in self._pools.values():
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown(wait=wait, cancel_futures=True)
 
 
 class Batcher:
@@ -166,7 +184,7 @@ class Batcher:
         with self.lanes.cheap_work():
             with self._changed:
                 if self._closed:
-                    raise RuntimeError("the server is shutting down")
+                    raise ShuttingDown()
                 self._waiting.append((key, item, answer))
                 self._changed.notify()
             return answer.result()

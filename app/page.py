@@ -25,7 +25,8 @@ def build_app(weights: str | None = None, data: str | None = None, device: str =
               checkpoints_dir: str | None = None) -> gr.Blocks:
     """The whole page. Importable (tests build it on a free port); launched only under __main__."""
     registry = Registry(weights, data, device, checkpoints_dir)
-    scratch = tempfile.TemporaryDirectory(prefix="alexnet-explainer-")   # cleaned when the app is collected or exits
+    # removed when the app is collected or exits; a file written meanwhile must not turn exit into a traceback
+    scratch = tempfile.TemporaryDirectory(prefix="alexnet-explainer-", ignore_cleanup_errors=True)
     trainer = tab_retrain.Trainer(registry)
     lanes = Lanes()
     with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:   # uploads/outputs older than 1 h go
@@ -51,6 +52,7 @@ def build_app(weights: str | None = None, data: str | None = None, device: str =
         train_it.click(lambda: gr.Tabs(selected="retrain"), None, tabs, api_name=False)
         refresh.click(page.refresh_models, model_key, model_key, api_name=False)
     demo.scratch = scratch   # keeps the folder alive as long as the app
+    demo.lanes = lanes       # main() shuts them down when the server stops: queued slow work is dropped
     return demo
 
 

@@ -7,6 +7,7 @@ import logging
 import shutil
 import tempfile
 import time
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import gradio as gr
 
 from alexnet.errors import UserError
 from alexnet.weights import WeightsError
-from app.lanes import all_cores
+from app.lanes import ShuttingDown, all_cores
 
 log = logging.getLogger("alexnet-explainer")
 USER_ERRORS = (UserError,)   # the project's own exceptions for what the visitor can fix (alexnet.errors)
@@ -67,13 +68,20 @@ class Page:
 
 def friendly(fn):
     """Turn what the visitor did wrong into a gr.Error with its sentence; log the rest, show no traceback."""
-    def translate(e: Exception):
+    def translate(e: Exception) -> gr.Error:
+        # print_exception=False: Gradio would print a traceback for every gr.Error; a visitor's mistake is
+        # not the server's, and an unexpected error is logged here once, with its traceback
         if isinstance(e, gr.Error):
+            e.print_exception = False
             return e
         if isinstance(e, USER_ERRORS):
-            return gr.Error(str(e))
+            return gr.Error(str(e), print_exception=False)
+        if isinstance(e, (ShuttingDown, CancelledError)):      # the server is stopping: expected
+            log.info("%s stopped: the server is shutting down", fn.__name__)
+            return gr.Error(str(ShuttingDown()), print_exception=False)
         log.exception("unexpected error in %s", fn.__name__)
-        return gr.Error("Something went wrong on the server (it is logged there). Please try another image or setting.")
+        return gr.Error("Something went wrong on the server (it is logged there). Please try another image or setting.",
+                        print_exception=False)
 
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)

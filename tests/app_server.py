@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import socket
+import signal
 import subprocess
 import sys
 import time
@@ -31,7 +32,8 @@ def start_server(workdir: Path, data: Path | None = None, args=(), timeout: floa
     if data is not None:
         cmd += ["--data", str(data)]
     log = workdir / "server.log"
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                            preexec_fn=_ctrl_c_reaches_it)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -45,6 +47,22 @@ def start_server(workdir: Path, data: Path | None = None, args=(), timeout: floa
             time.sleep(0.5)
     proc.kill()
     raise RuntimeError(f"the app did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def _ctrl_c_reaches_it() -> None:
+    """In the child, before exec: SIGINT back to its default action. A child inherits an ignored SIGINT
+    (as after `nohup` or `cmd &` in a script, or from a runner that ignored it), and Python then never
+    turns Ctrl+C into KeyboardInterrupt; the app's server must see it as from a user's terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def signal_state(pid: int) -> str:
+    """The process's ignored, blocked and caught signal masks, for a failure message."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return "(no /proc status)"
+    return " ".join(line.replace("\t", "") for line in lines if line.startswith(("SigIgn", "SigBlk", "SigCgt")))
 
 
 def stop_server(proc) -> None:

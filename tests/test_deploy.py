@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from app.main import address, get_parser
-from app_server import ROOT, UNREACHABLE, free_port, stop_server
+from app_server import ROOT, UNREACHABLE, free_port, signal_state, stop_server
 
 
 def test_flags_beat_gradios_variables_which_beat_the_default():
@@ -59,3 +59,31 @@ def test_gradio_server_name_is_where_it_serves(tmp_path):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
     finally:
         stop_server(proc)
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_with_slow_work_queued_stops_the_server_cleanly(tmp_path, sample_jpeg, signum):
+    """Ctrl+C (or a container's SIGTERM) while Integrated Gradients requests run and wait: the lanes drop
+    the queued passes and stop the running one, the server closes, and the process exits 0 without a
+    traceback."""
+    import signal
+    gradio_client = pytest.importorskip("gradio_client")
+    from app_server import start_server
+    url, proc, log = start_server(tmp_path)
+    try:
+        client = gradio_client.Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
+        jobs = [client.submit(gradio_client.handle_file(str(sample_jpeg)), "integrated_gradients", api_name="/explain")
+                for _ in range(4)]
+        time.sleep(1.0)
+        assert not jobs[-1].done()
+        masks = signal_state(proc.pid)
+        proc.send_signal(getattr(signal, signum))
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            code = None
+        assert code == 0, f"{signum} -> {code}; before it: {masks}\n" + log.read_text()[-3000:]
+    finally:
+        stop_server(proc)
+    text = log.read_text()
+    assert "Stopping: closing server" in text and "Traceback" not in text, text[-2000:]

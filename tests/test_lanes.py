@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from app.lanes import CHEAP, CORES, SLOW, Batcher, Lanes, all_cores, lane_of
+from app.lanes import CHEAP, CORES, SLOW, Batcher, Lanes, ShuttingDown, all_cores, lane_of
 
 
 @pytest.fixture
@@ -194,19 +194,23 @@ def test_a_one_core_pass_leaves_no_thread_on_one_core():
         probe.remove()                                 # (its all_cores() set the count for everyone)
         between = []
 
-        def two_passes(x):                             # IG's batches: the count comes back after each pass
+        class Fails(nn.Module):                        # stops mid-pass, as feature visualisation's probe does
+            def forward(self, x):
+                raise ValueError("mid-pass")
+        fails = lanes.pausable(Fails())
+
+        def passes(x):                                 # IG's batches: the count comes back after each pass
             model(x)
+            between.append(_threads_in_a_new_thread())
+            with pytest.raises(ValueError, match="mid-pass"):
+                fails(x)
             between.append(_threads_in_a_new_thread())
             model(x)
         with lanes.cheap_work():
-            lanes.run(SLOW, two_passes, torch.zeros(1, 2))
-        assert between == [CORES]
-
-        class Fails(nn.Module):                        # a pass that raises skips the forward hooks
-            def forward(self, x):
-                raise ValueError("mid-pass")
+            lanes.run(SLOW, passes, torch.zeros(1, 2))
+        assert between == [CORES, CORES]
         with lanes.cheap_work(), pytest.raises(ValueError, match="mid-pass"):
-            lanes.run(SLOW, lanes.pausable(Fails()), torch.zeros(1, 2))
+            lanes.run(SLOW, fails, torch.zeros(1, 2))
         assert _threads_in_a_new_thread() == CORES
     finally:
         lanes.shutdown()
@@ -215,4 +219,38 @@ def test_a_one_core_pass_leaves_no_thread_on_one_core():
 def test_a_batch_function_that_drops_results_fails_its_requests_instead_of_hanging(lanes):
     batcher = Batcher(lanes, lambda items: [])
     with pytest.raises(RuntimeError, match="0 results for 1 requests"):
+        batcher("k", 1)
+
+
+def test_shutdown_stops_running_slow_work_at_its_next_pass_and_drops_the_queue():
+    lanes = Lanes(max_wait_s=5.0)
+    model = lanes.pausable(nn.Linear(2, 2))
+    batcher = Batcher(lanes, lambda items: items)
+    passes, outcome, started = [], {}, threading.Event()
+
+    def job(x):                                        # a long slow request: 1,000 passes, 10 ms apart
+        for i in range(1000):
+            model(x)
+            passes.append(i)
+            started.set()
+            time.sleep(0.01)
+
+    def visitor(name):
+        try:
+            lanes.run(SLOW, job, torch.zeros(1, 2))
+            outcome[name] = "finished"
+        except Exception as e:                         # noqa: BLE001 - the test records what each visitor saw
+            outcome[name] = type(e).__name__
+
+    threads = [threading.Thread(target=visitor, args=(n,)) for n in ("running", "queued")]
+    threads[0].start()
+    assert started.wait(5)
+    threads[1].start()
+    time.sleep(0.1)
+    lanes.shutdown(wait=True)
+    for t in threads:
+        t.join(5)
+    assert outcome == {"running": "ShuttingDown", "queued": "CancelledError"}
+    assert len(passes) < 1000
+    with pytest.raises(ShuttingDown):                  # and a batcher refuses new work with the same sentence
         batcher("k", 1)

@@ -1,5 +1,6 @@
 import json
 import math
+import signal
 import socket
 import threading
 
@@ -163,7 +164,9 @@ def test_finetune_without_weights_and_bad_flags_are_clear_errors(folder, tmp_pat
         train(TrainConfig(data=str(folder), mode="finetune", device="cpu"))
     with pytest.raises(ConfigError, match="too small"):
         train(TrainConfig(data=str(folder), **{**TINY, "input_size": 40}))
+    before = signal.getsignal(signal.SIGINT)
     assert main(["--data", str(tmp_path / "nowhere"), "--mode", "scratch"]) == 2
+    assert signal.getsignal(signal.SIGINT) is before                 # main()'s Ctrl+C handler does not outlive it
     err = capsys.readouterr().err
     assert "nowhere" in err and "ALEXNET_DATA" in err and "Traceback" not in err
     assert main(["--resume", "--data", str(folder)]) == 2 and "--resume needs --out" in capsys.readouterr().err

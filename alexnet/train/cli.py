@@ -97,7 +97,8 @@ def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     from tqdm import tqdm
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: (stop.set(), print("\nstopping after this step...", file=sys.stderr)))
+    previous = signal.signal(signal.SIGINT,
+                             lambda *_: (stop.set(), print("\nstopping after this step...", file=sys.stderr)))
     bars: dict[str, tqdm] = {}
 
     def progress(s: Progress):
@@ -124,6 +125,8 @@ def main(argv=None) -> int:
     except (ConfigError, D.DataError, W.WeightsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finally:                                  # a caller that runs main() in-process gets its Ctrl+C back
+        signal.signal(signal.SIGINT, previous)
     for row in result.history:
         val = f"{row['val_acc']:.3f}" if row["val_acc"] is not None else "-"
         print(f"epoch {row['epoch']}: train loss {row['train_loss']:.3f} acc {row['train_acc']:.3f} | "
