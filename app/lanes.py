@@ -66,11 +66,9 @@ class Lanes:
     """Worker pools per lane; `run(lane, fn, ...)` runs fn there and returns (or raises) what it does."""
 
     def __init__(self, cheap_workers: int = 2, max_wait_s: float = 3.0):
-        self.threads = CORES
         # Two cheap workers: while one runs its pass under the model's lock, the other decodes the next
         # upload and draws the last overlay (PIL and numpy work outside the lock).
-        self._pools = {lane: ThreadPoolExecutor(n, thread_name_prefix=f"lane-{lane}", initializer=torch.set_num_threads,
-                                                initargs=(self.threads,))
+        self._pools = {lane: ThreadPoolExecutor(n, thread_name_prefix=f"lane-{lane}", initializer=all_cores)
                        for lane, n in ((CHEAP, cheap_workers), (SLOW, 1))}
         self._batchers: list[Batcher] = []
         self.max_wait_s = max_wait_s
@@ -109,8 +107,8 @@ class Lanes:
     def _slow_job(self, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        finally:                                  # a pass that raised skipped its forward hook
-            self._all_threads()
+        finally:                                  # whatever happened to its passes
+            all_cores()
 
     def yield_to_cheap(self) -> None:
         """Wait (at most max_wait_s) until no cheap work is in flight; a pass that must go on beside cheap
@@ -120,13 +118,9 @@ class Lanes:
             if self._closing:
                 raise ShuttingDown()
         if idle:
-            self._all_threads()
+            all_cores()
         else:
             torch.set_num_threads(1)
-
-    def _all_threads(self) -> None:
-        if torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
 
     def pausable(self, model: nn.Module) -> nn.Module:
         """Make every forward pass of `model` (the slow lane's copy) start with `yield_to_cheap` and end
@@ -134,7 +128,7 @@ class Lanes:
         if model not in self._paused:
             model.register_forward_pre_hook(lambda module, args: self.yield_to_cheap())
             # always_call: a pass that raises (a probe stopping at its layer, say) gives the count back too
-            model.register_forward_hook(lambda module, args, out: self._all_threads(), always_call=True)
+            model.register_forward_hook(lambda module, args, out: all_cores(), always_call=True)
             self._paused.add(model)
         return model
 
@@ -196,7 +190,7 @@ class Batcher:
         self._thread.join(timeout=5)
 
     def _serve(self) -> None:
-        torch.set_num_threads(self.lanes.threads)
+        all_cores()
         while True:
             with self._changed:
                 self._changed.wait_for(lambda: self._waiting or self._closed)

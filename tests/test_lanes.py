@@ -159,7 +159,7 @@ def test_a_slow_pass_beside_cheap_work_uses_one_core_and_all_of_them_alone():
         with lanes.cheap_work():
             lanes.run(SLOW, model, torch.zeros(1, 2))
         lanes.run(SLOW, model, torch.zeros(1, 2))
-        assert seen == [1, lanes.threads]
+        assert seen == [1, CORES]
     finally:
         lanes.shutdown()
 
