@@ -1,9 +1,6 @@
 """Layers: the shape table with its formulas, and a step-by-step walk of the current image through it."""
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import gradio as gr
 
 from alexnet.model import LAYERS
@@ -76,7 +73,7 @@ def build(page: Page) -> None:
         arch, size = loaded.meta["arch"], loaded.meta["input_size"]
         rows = spec_table(loaded.meta["spec"], size)
         pics = {layer: _picture(acts, layer, img) for layer in LAYERS}
-        out = Path(tempfile.mkdtemp(dir=page.tmp)) / f"alexnet-{arch}-{size}-lesson.zip"   # one folder per export
+        out = page.scratch_file(f"alexnet-{arch}-{size}-lesson.zip")     # one folder per export, pruned later
         return str(lesson_pack(rows, arch, size, pics, out, img))
 
     export.click(do_export, [page.image, page.model_key], pack, api_name=False)

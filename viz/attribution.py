@@ -47,14 +47,21 @@ UNTRAINED_NOTICE = ("These weights are untrained (random): the map shows the arc
 # ---------------------------------------------------------------- reductions to (H, W) >= 0
 
 def _abs_max(attr: torch.Tensor) -> torch.Tensor:
-    """(1, C, H, W) signed attribution -> (H, W): |a| max over channels (Simonyan et al.)."""
-    return attr.detach().abs().amax(dim=1)[0]  # (H, W)
+    """(B, C, H, W) signed attribution -> (B, H, W): |a| max over channels (Simonyan et al.)."""
+    return attr.detach().abs().amax(dim=1)  # (B, H, W)
+
+
+def _cam(grad: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM before the ReLU: (B, C, h, w) gradients and activations -> (B, 1, h, w), the channels
+    weighted by their spatially averaged gradient (Selvaraju et al.)."""
+    weights = grad.mean(dim=(2, 3), keepdim=True)                    # (B, C, 1, 1)
+    return (weights * act.detach()).sum(dim=1, keepdim=True)        # (B, 1, h, w)
 
 
 def _relu_cam(cam: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(1, 1, h, w) Grad-CAM -> (H, W): ReLU (evidence for the class only), bilinear to the input."""
+    """(B, 1, h, w) Grad-CAM -> (B, H, W): ReLU (evidence for the class only), bilinear to the input."""
     cam = F.relu(cam.detach())
-    return F.interpolate(cam, size=size, mode="bilinear", align_corners=False)[0, 0]  # (H, W)
+    return F.interpolate(cam, size=size, mode="bilinear", align_corners=False)[:, 0]  # (B, H, W)
 
 
 # ---------------------------------------------------------------- one small function per method
@@ -62,7 +69,7 @@ def _relu_cam(cam: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def _saliency(model, x, target):
     """Plain input gradient: cheapest, noisiest; the baseline every other method is judged against."""
-    return _abs_max(Saliency(model).attribute(x, target=target, abs=True))
+    return _abs_max(Saliency(model).attribute(x, target=target, abs=True))[0]
 
 
 # Passes of many images go through the network PASS_BATCH at a time: on a CPU a batch of 8 costs as much
@@ -78,7 +85,7 @@ def _integrated_gradients(model, x, target, steps: int = 32, internal_batch_size
     attr = IntegratedGradients(model).attribute(
         x, baselines=torch.zeros_like(x), target=target, n_steps=steps,
         internal_batch_size=internal_batch_size)
-    return _abs_max(attr)
+    return _abs_max(attr)[0]
 
 
 def _smoothgrad(model, x, target, samples: int = 16, noise: float = 0.15, batch_size: int = PASS_BATCH,
@@ -98,7 +105,7 @@ def _smoothgrad(model, x, target, samples: int = 16, noise: float = 0.15, batch_
         eps = torch.randn((n, *x.shape[1:]), generator=gen, device=x.device, dtype=x.dtype)  # (n, 3, H, W)
         grads = Saliency(model).attribute(x + stdev * eps, target=target, abs=True)           # (n, 3, H, W)
         total += grads.sum(0, keepdim=True)
-    return _abs_max(total / samples)
+    return _abs_max(total / samples)[0]
 
 
 def _guided_backprop(model, x, target):
@@ -107,13 +114,13 @@ def _guided_backprop(model, x, target):
     bad = [n for n, m in model.named_modules() if isinstance(m, nn.ReLU) and m.inplace]
     if bad:
         raise ValueError(f"guided_backprop needs non-inplace ReLUs; in-place at: {', '.join(bad)}")
-    return _abs_max(GuidedBackprop(model).attribute(x, target=target))
+    return _abs_max(GuidedBackprop(model).attribute(x, target=target))[0]
 
 
 def _gradcam(model, x, target, layer: str = CAM_LAYER):
     """Grad-CAM on `layer` (conv5 by default), ReLU'd and upsampled to the input."""
     cam = LayerGradCam(model, model.tap(layer)).attribute(x, target=target)  # (1, 1, h, w)
-    return _relu_cam(cam, tuple(x.shape[-2:]))
+    return _relu_cam(cam, tuple(x.shape[-2:]))[0]
 
 
 def _occlusion(model, x, target, window: int | None = None, stride: int | None = None, batch_size: int = 2 * PASS_BATCH):
@@ -281,8 +288,7 @@ def layer_cams(model: nn.Module, x: torch.Tensor, target: int, layers=CONV_LAYER
     grads = torch.autograd.grad(score, [acts[name] for name in layers])
     out = {}
     for name, g in zip(layers, grads):
-        w = g.mean(dim=(2, 3), keepdim=True)                       # (1, C, 1, 1)
-        cam = F.relu((w * acts[name].detach()).sum(dim=1))[0]      # (1, C, h, w) -> (h, w)
+        cam = F.relu(_cam(g, acts[name]))[0, 0]                    # (1, 1, h, w) -> (h, w)
         out[name] = cam.float().cpu().numpy()
     return out
 
@@ -341,10 +347,8 @@ def panels(model: nn.Module, x: torch.Tensor, targets=None, *, meta: dict | None
     if with_c:
         score = score - logits[with_c, [int(contrasts[i]) for i in with_c]].sum()
     g_x, g_c = torch.autograd.grad(score, (x, conv5))
-    saliency = g_x.detach().abs().amax(dim=1)                      # (B, H, W): |grad| max over channels
-    weights = g_c.mean(dim=(2, 3), keepdim=True)                   # (B, C, 1, 1): spatially averaged gradients
-    cam = (weights * conv5.detach()).sum(dim=1, keepdim=True)      # (B, 1, h, w)
-    gradcam = F.interpolate(F.relu(cam), size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)[:, 0]
+    saliency = _abs_max(g_x)                                       # (B, H, W): |grad| max over channels
+    gradcam = _relu_cam(_cam(g_c, conv5), tuple(x.shape[-2:]))     # (B, 1, h, w) -> (B, H, W)
     saliency, gradcam = saliency.float().cpu().numpy(), gradcam.float().cpu().numpy()   # (B, H, W) each
     seconds = time.perf_counter() - t0
     out = []
