@@ -191,6 +191,8 @@ def test_a_slow_method_never_holds_back_the_top5(page, app_server, shots):
         "data-testid", f"{want}-confidence-set", timeout=QUICK)
     expect(cam).not_to_have_attribute("src", before or "", timeout=QUICK)
     assert not busy[-1].done(), "the top-5 waited for the other visitors' Integrated Gradients"
+    # the upload's own IG runs after the three busy ones and the method switch's redraw: seconds on a busy CPU
+    expect(page.locator("#attribution img")).to_be_visible(timeout=SLOW)
     assert_picture(page.locator("#attribution img"), "the Integrated Gradients map, which follows")
     for job in busy:
         job.result(timeout=300)
