@@ -173,7 +173,7 @@ def choose_method(page, label: str) -> None:
 
 
 def test_a_slow_method_never_holds_back_the_top5(page, app_server, shots):
-    """Integrated Gradients chosen, and three other visitors' IG requests keep the slow lane busy: a new
+    """Integrated Gradients chosen, and five other visitors' IG requests keep the slow lane busy: a new
     upload's top-5 and Grad-CAM come from the cheap panel at once, while the IG requests still run;
     the upload's own IG map follows. Before, the handler returned everything together, after its IG."""
     from gradio_client import Client, handle_file
@@ -182,7 +182,7 @@ def test_a_slow_method_never_holds_back_the_top5(page, app_server, shots):
     want = library_top1(rose.path)
     choose_method(page, "Integrated Gradients (32 steps)")
     client = Client(app_server["url"], verbose=False, download_files=str(app_server["work"] / "downloads"))
-    busy = [client.submit(handle_file(rose.path), "integrated_gradients", api_name="/explain") for _ in range(3)]
+    busy = [client.submit(handle_file(rose.path), "integrated_gradients", api_name="/explain") for _ in range(5)]
     time.sleep(0.3)
     cam = page.locator("#gradcam img")
     before = cam.get_attribute("src")
@@ -191,7 +191,7 @@ def test_a_slow_method_never_holds_back_the_top5(page, app_server, shots):
         "data-testid", f"{want}-confidence-set", timeout=QUICK)
     expect(cam).not_to_have_attribute("src", before or "", timeout=QUICK)
     assert not busy[-1].done(), "the top-5 waited for the other visitors' Integrated Gradients"
-    # the upload's own IG runs after the three busy ones and the method switch's redraw: seconds on a busy CPU
+    # the upload's own IG runs after the five busy ones and the method switch's redraw: seconds on a busy CPU
     expect(page.locator("#attribution img")).to_be_visible(timeout=SLOW)
     assert_picture(page.locator("#attribution img"), "the Integrated Gradients map, which follows")
     for job in busy:
