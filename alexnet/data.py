@@ -9,8 +9,10 @@ whole batch, on whichever device holds it, as in cifar10-airbench:
     x = pca_lighting(crops.float() / 255, eigvals, eigvecs, 0.1, gen)
     x = normalize(x, mean, std)                              # (B, 3, 227, 227) float
 
-Data comes from `--data DIR`, else $ALEXNET_DATA, else ../shared/data/flower_photos_256
-beside the repo, else a prepared download of TensorFlow's flower_photos.tgz in the cache.
+Data comes from `--data DIR`, else $ALEXNET_DATA, else the full flower set prepared in the cache
+(TensorFlow's flower_photos.tgz, downloaded only when asked for: `--data flowers-full` or the page's
+button), else ../shared/data/flower_photos_256 beside a clone, else the flowers pack shipped in
+assets/ (alexnet.pack: 500 credited photos in one file), so every feature works offline.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ from alexnet.errors import UserError
 from alexnet.images import PREPARE_SIZE, ImageError, center_crop, normalize, open_image, square_resize  # center_crop, normalize: re-exported
 from alexnet.weights import atomic_write_bytes, atomic_write_text, cache_dir
 
-__all__ = ["Decoded", "DataError", "find_data_dir", "download_flowers", "prepare_archive", "list_images",
+__all__ = ["Decoded", "DataError", "Source", "find_data", "find_data_dir", "FULL", "download_flowers", "prepare_archive", "list_images",
            "decode_folder", "stratified_split", "stratified_subset", "rgb_stats", "normalize", "center_crop", "random_crop_flip",
            "pca_lighting"]
 
@@ -69,19 +71,62 @@ class Decoded:
 
 # ---------------------------------------------------------------- where the data is
 
-def find_data_dir(data: str | os.PathLike | None = None) -> Path:
-    """`data`, else $ALEXNET_DATA, else ../shared/data/flower_photos_256, else a (cached) download."""
+@dataclass(frozen=True)
+class Source:
+    """Which image set is in use, and why: a folder, or the flowers pack file (alexnet.pack)."""
+    path: Path
+    origin: str                       # FROM_FLAG, FROM_ENV, FROM_CACHE, FROM_SHARED or FROM_PACK
+
+    @property
+    def is_pack(self) -> bool:
+        return self.origin == FROM_PACK
+
+    def describe(self) -> str:
+        """One line for the page: which set, how big, and how to get the full one."""
+        if self.is_pack:
+            from alexnet.pack import read_pack
+            return (f"{read_pack(self.path).describe}; the full set is a {FLOWERS_BYTES / 2**20:.0f} MB download, "
+                    f"or start with --data DIR for your own photos")
+        paths, _, classes = list_images(self.path)
+        why = {FROM_FLAG: "--data", FROM_ENV: f"${ENV_VAR}", FROM_CACHE: "the full flower set, downloaded",
+               FROM_SHARED: "the full flower set beside this clone"}[self.origin]
+        return f"{self.path.name}: {len(paths):,} images, {len(classes)} classes ({why})"
+
+
+FROM_FLAG, FROM_ENV, FROM_CACHE, FROM_SHARED, FROM_PACK = "flag", "env", "cache", "shared", "pack"
+FULL = "flowers-full"     # as --data: the full flower set, downloaded (once) if it is not prepared yet
+IGNORE_SHARED = "ALEXNET_IGNORE_SHARED"   # =1: behave as an installed copy that has no ../shared beside it
+
+
+def find_data(data: str | os.PathLike | None = None) -> Source:
+    """The image set to use, first match wins: `data` (--data), $ALEXNET_DATA, the full flower set
+    prepared in the cache, ../shared/data/flower_photos_256 beside a clone, the shipped flowers pack.
+
+    Nothing is downloaded here unless `data` is FULL: the full set (218 MB) comes only when asked for.
+    """
+    if data and str(data) == FULL:
+        return Source(download_flowers(), FROM_CACHE)
     if data:
-        return _check_dir(Path(data).expanduser(), "--data")
+        return Source(_check(Path(data).expanduser(), "--data"), FROM_FLAG)
     if os.environ.get(ENV_VAR):
-        return _check_dir(Path(os.environ[ENV_VAR]).expanduser(), f"${ENV_VAR}")
-    if SHARED_FLOWERS.is_dir():
-        return SHARED_FLOWERS
-    return download_flowers()
+        return Source(_check(Path(os.environ[ENV_VAR]).expanduser(), f"${ENV_VAR}"), FROM_ENV)
+    prepared = cache_dir() / "data" / "flower_photos_256"
+    if (prepared / PREPARED_MARK).exists():
+        return Source(prepared, FROM_CACHE)
+    if SHARED_FLOWERS.is_dir() and os.environ.get(IGNORE_SHARED, "") in ("", "0"):
+        return Source(SHARED_FLOWERS, FROM_SHARED)
+    from alexnet.pack import PACK_FILE
+    return Source(PACK_FILE, FROM_PACK)
 
 
-def _check_dir(path: Path, given_by: str) -> Path:
-    if not path.is_dir():
+def find_data_dir(data: str | os.PathLike | None = None) -> Path:
+    """`find_data(data).path`: an image folder, or the flowers pack file (decode_folder reads both)."""
+    return find_data(data).path
+
+
+def _check(path: Path, given_by: str) -> Path:
+    from alexnet.pack import is_pack
+    if not (path.is_dir() or is_pack(path)):
         raise DataError(f"{given_by} points at {path}, which is not a folder. Give an image folder with one "
                         f"sub-folder per class (--data DIR or {ENV_VAR}=DIR).")
     return path
@@ -89,38 +134,49 @@ def _check_dir(path: Path, given_by: str) -> Path:
 
 # ---------------------------------------------------------------- download and prepare (online only)
 
-def download_flowers(dest: str | os.PathLike | None = None, progress: bool = True, url: str = FLOWERS_URL,
-                     sha256: str | None = FLOWERS_SHA256) -> Path:
+def flowers_url() -> str:
+    """The flowers archive's address; $ALEXNET_FLOWERS_URL points it at a mirror or a file:// copy."""
+    return os.environ.get("ALEXNET_FLOWERS_URL") or FLOWERS_URL
+
+
+def download_flowers(dest: str | os.PathLike | None = None, progress: bool = True, url: str | None = None,
+                     sha256: str | None = FLOWERS_SHA256, report=None) -> Path:
     """TensorFlow's flower_photos.tgz (218 MB, 5 classes), checked and prepared once; returns the folder.
 
     The prepared folder is `<dest>/flower_photos_256` (dest defaults to the cache's data/);
-    a second call finds it and returns at once.
+    a second call finds it and returns at once. `report(stage, done, total)` follows the download
+    (stage "download", bytes) and the preparation (stage "prepare", images), for the page.
     """
+    url = url or flowers_url()
     dest = Path(dest) if dest else cache_dir() / "data"
     out = dest / "flower_photos_256"
     if (out / PREPARED_MARK).exists():
         return out
     dest.mkdir(parents=True, exist_ok=True)
-    tgz = dest / Path(url).name
+    tgz = dest / "flower_photos.tgz"
     if not (tgz.exists() and (sha256 is None or sha256_file(tgz) == sha256)):
-        _download(url, tgz, sha256, progress)
-    prepare_archive(tgz, out, progress=progress)
+        _download(url, tgz, sha256, progress, None if report is None else lambda d, t: report("download", d, t))
+    prepare_archive(tgz, out, progress=progress, report=None if report is None else lambda d, t: report("prepare", d, t))
     return out
 
 
-
-
-def _download(url: str, path: Path, sha256: str | None, progress: bool) -> None:
+def _download(url: str, path: Path, sha256: str | None, progress: bool, report=None) -> None:
     """Stream `url` to `path` with a progress bar; the file appears only if its checksum is right."""
     from alexnet.download import DownloadError, download
     try:
-        download(url, path, sha256=sha256, bar=progress)
+        download(url, path, sha256=sha256, bar=progress, report=report)
     except DownloadError as e:
-        raise DataError(f"{e}. Offline? Point --data or ${ENV_VAR} at an image folder instead.") from e
+        raise DataError(download_failed(e.cause)) from e
+
+
+def download_failed(cause: str) -> str:
+    """The one sentence a failed flowers download gets, in the UI, the API and the CLI alike."""
+    return (f"Could not download the flower photos ({cause}). The shipped flowers pack is in use; to use "
+            f"your own photos start with --data DIR (or set ${ENV_VAR}=DIR).")
 
 
 def prepare_archive(tgz: str | os.PathLike, out: str | os.PathLike, size: int = PREPARE_SIZE,
-                    progress: bool = True) -> tuple[Path, list[tuple[str, str]]]:
+                    progress: bool = True, report=None) -> tuple[Path, list[tuple[str, str]]]:
     """Unpack an ImageFolder .tgz (`top/<class>/<image>`) into `out`, each image prepared the paper's way.
 
     Shorter side to `size`, centre `size` x `size` crop, saved as JPEG quality 95. Entries are
@@ -135,7 +191,9 @@ def prepare_archive(tgz: str | os.PathLike, out: str | os.PathLike, size: int = 
     try:
         with tarfile.open(tgz, "r:*") as tar:
             members = [m for m in tar.getmembers() if m.isfile()]
-            for m in tqdm(members, desc=f"preparing {Path(tgz).name}", unit="img", disable=not progress):
+            for i, m in enumerate(tqdm(members, desc=f"preparing {Path(tgz).name}", unit="img", disable=not progress)):
+                if report is not None and i % 50 == 0:
+                    report(i, len(members))
                 parts = Path(m.name).parts
                 if Path(m.name).is_absolute() or ".." in parts:
                     skipped.append((m.name, "a path outside the archive's folder"))
@@ -173,8 +231,14 @@ def prepare_archive(tgz: str | os.PathLike, out: str | os.PathLike, size: int = 
 # ---------------------------------------------------------------- decode once, cache on disk
 
 def list_images(root: str | os.PathLike) -> tuple[list[Path], list[int], list[str]]:
-    """ImageFolder's listing: (sorted image paths, their class indices, sorted class names)."""
+    """ImageFolder's listing: (sorted image paths, their class indices, sorted class names).
+
+    The flowers pack (a file, alexnet.pack) lists its photos as paths under the pack file."""
     root = Path(root)
+    from alexnet.pack import is_pack, read_pack
+    if is_pack(root):
+        pack = read_pack(root)
+        return [root / f for f in pack.files], pack.labels.tolist(), list(pack.classes)
     if not root.is_dir():
         raise DataError(f"data folder {root} does not exist (set it with --data DIR or {ENV_VAR}=DIR)")
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
@@ -216,8 +280,12 @@ def decode_folder(root: str | os.PathLike, size: int = PREPARE_SIZE, cache: bool
     `progress(done, total)` is called as images are decoded. With `cache`, the result is kept
     under cache_dir()/decoded/, keyed by the file list, sizes, mtimes and `size`, so a second
     run (or a second process) loads 720 MB in a second instead of decoding for a minute.
+    `root` may also be the flowers pack file (alexnet.pack), decoded the same way in about a second.
     """
     root = Path(root)
+    from alexnet.pack import decode_pack, is_pack
+    if is_pack(root):
+        return decode_pack(root, size, progress=progress)
     paths, labels, classes = list_images(root)
     key = _cache_key(root, paths, size)
     cache_file = cache_dir() / "decoded" / f"{root.name}-{size}-{key}.safetensors"

@@ -107,7 +107,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                                 description="Score a checkpoint on an image folder: top-1, top-5, per-class "
                                             "accuracy and the confusion matrix.")
     p.add_argument("--weights", required=True, help="a .safetensors checkpoint (or imagenet, a .pth, Caffe .npy/.npz)")
-    p.add_argument("--data", default=None, help="image folder (default: $ALEXNET_DATA, else ../shared/data/flower_photos_256)")
+    p.add_argument("--data", default=None, help="image folder (default: alexnet.data.find_data's order, ending in the shipped flowers pack)")
     p.add_argument("--split", default="val", choices=("val", "all"),
                    help="val: the images the checkpoint's training held out, rebuilt from its split seed; "
                         "all: every image (default: %(default)s)")

@@ -21,6 +21,7 @@ from pathlib import Path
 from alexnet import weights as W
 from alexnet.compact import SHIPPED
 from alexnet.errors import UserError
+from alexnet.pack import read_credits
 
 FOLDER = W.ASSETS / "examples"
 INDEX = FOLDER / "examples.json"
@@ -68,16 +69,6 @@ def credits_line(examples: list[Example]) -> str:
 
 
 # ---------------------------------------------------------------- picking them (a maintainer's command)
-
-def read_credits(license_txt: Path) -> dict[str, str]:
-    """'daisy/123_n.jpg CC-BY by Name - https://...' lines of the dataset's LICENSE.txt -> {file: 'Name - url'}."""
-    out = {}
-    for line in license_txt.read_text(encoding="utf-8").splitlines():
-        file, sep, credit = line.partition(" CC-BY by ")
-        if sep:
-            out[file.strip()] = credit.strip()
-    return out
-
 
 def pick(data: Path, sidecar: dict) -> list[dict]:
     """For each class of the model, its first held-out file by name, with the photographer's credit."""

@@ -92,7 +92,12 @@ class Lanes:
 
     def submit(self, lane: str, fn, /, *args, **kwargs) -> Future:
         ctx = contextvars.copy_context()          # Gradio's request and progress context travel with the call
-        return self._pools[lane].submit(ctx.run, fn, *args, **kwargs)
+        if self._closing:                         # work that reaches the lanes after shutdown hears why
+            raise ShuttingDown()
+        try:
+            return self._pools[lane].submit(ctx.run, fn, *args, **kwargs)
+        except RuntimeError as e:                 # "cannot schedule new futures after shutdown": a race with it
+            raise ShuttingDown() from e
 
     def run(self, lane: str, fn, /, *args, **kwargs):
         if lane != CHEAP:

@@ -36,8 +36,10 @@ def get_parser() -> argparse.ArgumentParser:
                          "else cached ImageNet weights, else the flowers model shipped in assets/ (5 classes), "
                          "else an untrained model (clearly marked).")
     ap.add_argument("--data", default=None,
-                    help="an ImageFolder tree for the Embeddings and Retrain tabs (default: $ALEXNET_DATA, "
-                         "../shared/data/flower_photos_256, or a download of the TensorFlow flowers)")
+                    help="an ImageFolder tree for the Embeddings and Retrain tabs, or 'flowers-full' for the full "
+                         "flower set (a 218 MB download, once). Default: $ALEXNET_DATA, else the full set if already "
+                         "downloaded, else ../shared/data/flower_photos_256 beside a clone, else the flowers pack "
+                         "shipped with the package (500 photos; works offline)")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     ap.add_argument("--host", default=None,
                     help="address to bind (default: $GRADIO_SERVER_NAME, else 127.0.0.1: this machine only)")

@@ -11,6 +11,7 @@ from pathlib import Path
 import gradio as gr
 
 from app import tab_about, tab_classify, tab_embeddings, tab_filters, tab_layers, tab_retrain
+from app.datasets import Datasets
 from app.lanes import Lanes
 from app.state import IMAGENET, UNTRAINED, Registry
 from app.ui import Page, friendly
@@ -43,10 +44,10 @@ def build_app(weights: str | None = None, data: str | None = None, device: str =
                              visible=choices[0][1] == UNTRAINED)
         image = gr.State(None)
         page = Page(registry=registry, trainer=trainer, lanes=lanes, model_key=model_key, image=image, data=data,
-                    tmp=Path(scratch.name), demo=demo)
+                    datasets=Datasets(data), tmp=Path(scratch.name), demo=demo)
         with gr.Tabs() as tabs:
             for title, tab_id, module in TABS:
-                with gr.Tab(title, id=tab_id):
+                with gr.Tab(title, id=tab_id) as page.tabs[tab_id]:
                     module.build(page)
         model_key.change(friendly(page.on_model_change), model_key, [banner, train_it], api_name=False)
         train_it.click(lambda: gr.Tabs(selected="retrain"), None, tabs, api_name=False)

@@ -2,46 +2,58 @@
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 
 import gradio as gr
 import torch
 
-from alexnet.data import decode_folder, find_data_dir
+from alexnet.compact import SHIPPED
+from alexnet.download import sha256_file
 from alexnet.features import model_hash
 from alexnet.lru import LRU
 from alexnet.model import LAYERS, default_input_size
 from alexnet.shapes import layer_table
+from alexnet.pack import read_pack
+from app import datasets
+from app.state import FLOWERS
 from app.ui import Page, friendly
-from viz.embedding import (MapCache, fc7_features, fc7_key, neighbour_gallery, neighbours, patch_gallery, place, scatter,
-                           top_patches)
+from viz.embedding import MapCache, fc7_features, fc7_key, neighbour_gallery, patch_gallery, scatter, top_patches
+from viz.fc7_map import Map, map_neighbours, place, shipped_map_for
 from viz.feature_vis import maximise
 from viz.plots import overlay
 
 
 class Embedder:
-    """The dataset (decoded once) and the fc7 features per model, bounded; owned by the page."""
+    """The fc7 features and maps per (model, data in use), bounded; owned by the page's Embeddings tab."""
 
-    def __init__(self, data: str | None, lanes):
-        self.data, self.lanes = data, lanes
+    def __init__(self, datasets, lanes):
+        self.datasets, self.lanes = datasets, lanes
         self.maps = MapCache(maxsize=2)
-        self._decoded = None
         self._features: LRU = LRU(maxsize=2)
-        self._lock = threading.Lock()
 
     def dataset(self, progress):
-        with self._lock:
-            if self._decoded is None:
-                root = find_data_dir(self.data)
-                self._decoded = decode_folder(root, progress=lambda d, t: progress(0.4 * d / max(t, 1),
-                                                                                   desc=f"decoding images {d}/{t}"))
-            return self._decoded
+        return self.datasets.decoded(progress)
 
     @staticmethod
     def key(loaded, d) -> str:
         """The feature store's name for this model's pass over the dataset (top patches add their layer)."""
         m = loaded.meta
         return fc7_key(loaded.model, d.key or str(len(d.paths)), m["mean"], m["std"], m["input_size"])
+
+    def ready_map(self, loaded) -> Map | None:
+        """The map of (this model, the data in use) if it can be drawn at once: the one shipped with the
+        flowers model for the pack, else one in memory or on disk; None when it must be computed."""
+        src = self.datasets.source()
+        if not src.is_pack:
+            return None if self.datasets.peek() is None else self.maps.get(self.key(loaded, self.datasets.peek()))
+        pack = read_pack(src.path)
+        if loaded.key == FLOWERS:
+            found = shipped_map_for(shipped_sha256(), pack.data_key())
+            if found is not None:
+                return found
+        m = loaded.meta
+        return self.maps.get(fc7_key(loaded.model, pack.data_key(), m["mean"], m["std"], m["input_size"]))
 
     def features(self, loaded, progress):
         d = self.dataset(progress)
@@ -58,46 +70,89 @@ class Embedder:
             feats = self.lanes.run_slow(loaded, work)
         return key, feats, d
 
+    def build_map(self, loaded, progress) -> Map:
+        found = self.ready_map(loaded)
+        if found is not None:
+            return found
+        fkey, feats, d = self.features(loaded, progress)
+        progress(0.85, desc="fitting UMAP")
+        return self.maps.get_or_fit(feats, d.labels.numpy(), d.classes, key=fkey)
+
+
+@functools.cache
+def shipped_sha256() -> str:
+    return sha256_file(SHIPPED)
+
+
+def captions(d) -> list[str]:
+    """Per photo: its class, and for the flowers pack its photographer (CC-BY asks for the credit)."""
+    credits = d.extra.get("credits")
+    return [d.classes[int(c)] + (f", by {credits[i].split(' - ')[0]}" if credits else "")
+            for i, c in enumerate(d.labels.tolist())]
+
 
 UNITS = layer_table("paper", default_input_size("paper"))[LAYERS.index("conv5")]["out_shape"][0]   # 256
+PACK_CREDIT = ("Flower photos: TensorFlow flower_photos, CC-BY 2.0 by their Flickr photographers (each caption "
+               "names one; all in the package's flowers_pack.json).")
 
 
 def build(page: Page) -> None:
-    emb = Embedder(page.data, page.lanes)
+    emb = Embedder(page.datasets, page.lanes)
     gr.Markdown("Every flower photo goes through the network once; its 4096 fc7 activations are squeezed to 2-D "
                 "with UMAP. Photos the network finds similar land close together. The paper's Figure 4 makes the "
                 "same point with nearest neighbours: they share a class even when their pixels differ.")
+    datasets.row(page)
     with gr.Row():
-        go = gr.Button("Build the map (first time: decodes the dataset and runs the network on it)", variant="primary")
+        go = gr.Button("Build the map (or place my photo on it)", variant="primary")
         k = gr.Slider(1, 12, value=6, step=1, label="Neighbours")
     status = gr.Markdown(elem_id="embed-status")
     plot = gr.Image(label="fc7 space (UMAP)", type="pil", interactive=False, elem_id="umap")
-    gallery = gr.Gallery(label="Nearest neighbours of your photo in fc7 space (cosine)", columns=6, height="auto")
+    gallery = gr.Gallery(label="Nearest neighbours of your photo in fc7 space (cosine)", columns=6, height="auto",
+                         elem_id="neighbours")
+    credit = gr.Markdown(elem_id="neighbour-credit")
 
-    @friendly
-    def run(path, key, k_n, progress=gr.Progress()):
-        loaded = page.registry.get(key, progress)
-        fkey, feats, d = emb.features(loaded, progress)
-        progress(0.85, desc="fitting UMAP")
-        m = emb.maps.get_or_fit(feats, d.labels.numpy(), d.classes, key=fkey)
-        star, items = None, []
-        text = f"{len(d.paths):,} images, {len(d.classes)} classes ({', '.join(d.classes)})"
-        if d.skipped:
-            text += f"; {len(d.skipped)} unreadable files skipped"
+    def view(loaded, m: Map, path, k_n, progress):
+        """The map drawn, with the upload as a star and its neighbours, and the sentence that goes with it."""
+        star, items, note = None, [], ""
+        n = len(m.coords)
+        text = f"{page.datasets.line()}\n\nMap of {n:,} images, {len(m.classes)} classes ({', '.join(m.classes)})"
+        if m.info.get("model_sha256"):
+            text += ", computed when the model was built (shipped with it)"
         if path:
+            d = emb.dataset(progress)
             _, acts, _, _ = page.registry.forward(loaded, path)
             q = acts["fc7"][0].numpy()
             star = place(m, q)
-            near = neighbours(feats, q, k=int(k_n))
-            items = neighbour_gallery(d.images, [i for i, _ in near], d.labels.numpy(), d.classes)
-            items = [(img, f"{cap} · cos {s:.2f}") for (img, cap), (_, s) in zip(items, near)]
+            near = map_neighbours(m, q, k=int(k_n))
+            names = captions(d)
+            items = neighbour_gallery(d.images, near, names=names, size=128)
+            note = PACK_CREDIT if d.extra.get("credits") else ""
         else:
             text += ". Upload a photo in the first tab to place it on the map."
         if loaded.notice:
             text += "\n\n" + loaded.notice
-        return text, scatter(m, star, title=f"fc7 of {len(d.paths):,} images"), items
+        return text, scatter(m, star, title=f"fc7 of {n:,} images"), items, note
 
-    go.click(run, [page.image, page.model_key, k], [status, plot, gallery], api_name=False)
+    @friendly
+    def run(path, key, k_n, progress=gr.Progress()):
+        loaded = page.registry.get(key, progress)
+        return view(loaded, emb.build_map(loaded, progress), path, k_n, progress)
+
+    @friendly
+    def on_open(path, key, k_n, progress=gr.Progress()):
+        """Opening the tab draws the map when it is ready (shipped or cached); else it says what a build costs."""
+        loaded = page.registry.get(key, progress)
+        m = emb.ready_map(loaded)
+        if m is None:
+            return (f"{page.datasets.line()}\n\nNo map of this data for this model yet: press **Build the map** "
+                    "(it runs the network once over every photo, with progress, and keeps the map on disk)."
+                    + (f"\n\n{loaded.notice}" if loaded.notice else "")), None, [], ""
+        page.datasets.warm()                   # the pack's photos for the neighbours, decoded while the visitor looks
+        return view(loaded, m, path, k_n, progress)
+
+    outs = [status, plot, gallery, credit]
+    go.click(run, [page.image, page.model_key, k], outs, api_name=False)
+    page.tabs["embeddings"].select(on_open, [page.image, page.model_key, k], outs, api_name=False)
 
     with gr.Accordion("One conv5 unit: the dataset patches that excite it most, and its map on your photo",
                       open=False):
@@ -140,7 +195,7 @@ def build(page: Page) -> None:
             text += f" On your photo: at most {a.max():.2f}."
         if loaded.notice:
             text += "\n\n" + loaded.notice
-        return text, patch_gallery(top, d.labels, d.classes), picture
+        return text, patch_gallery(top, names=captions(d)), picture
 
     patches_btn.click(show_unit, [page.image, page.model_key, unit], [unit_status, patches, unit_map], api_name=False)
 

@@ -13,8 +13,10 @@ from pathlib import Path
 import gradio as gr
 
 from alexnet.data import decode_folder, find_data_dir, list_images
+from alexnet.pack import is_pack
 from alexnet.estimate import estimate
 from alexnet.train import Phase, Progress, TrainConfig, train
+from app import datasets
 from app.lanes import all_cores
 from app.state import UNTRAINED
 from app.ui import Page, friendly
@@ -109,6 +111,11 @@ def _summary(tr: Trainer) -> str:
         best = max((h.get("val_acc", 0.0) for h in r.history), default=float("nan"))
         text = (f"**Done** in {(tr.finished or time.time()) - tr.started:.0f} s: best val accuracy {best:.1%}. "
                 f"Checkpoint: `{Path(r.best_checkpoint or r.checkpoint).name}` (now in the Model list).")
+        n_val = (r.meta.get("split") or {}).get("n_val")
+        if tr.config is not None and is_pack(tr.config.data or "") and n_val:
+            text += (f"\n\nTrained on the flowers pack: {n_val} validation photos, so one photo is "
+                     f"{1 / n_val:.0%} and differences of a few points are noise. The shipped model was trained on "
+                     f"2,933 other photos; for a real measurement download the full set (3,667 photos) above.")
         skipped = r.meta.get("skipped") or []
         if skipped:
             names = ", ".join(Path(p[0] if isinstance(p, (list, tuple)) else p).name for p in skipped[:5])
@@ -125,9 +132,10 @@ def build(page: Page) -> None:
                 "model. The **fast** recipe learns quickest on a CPU: early epochs at low resolution (131 px, a third "
                 "of the work of 227), random-resized crops, AdamW with a one-cycle schedule and label smoothing. The "
                 "paper's recipe (SGD, momentum 0.9, weight decay 5e-4) needs the ~90-epoch schedule it was made for.")
+    datasets.row(page)
     with gr.Row():
         data = gr.Textbox(label="Dataset folder (one subfolder per class)", value=page.data or "",
-                          placeholder="empty: $ALEXNET_DATA, ../shared/data/flower_photos_256, or download the flowers")
+                          placeholder="empty: the data set named above")
         mode = gr.Radio([("Fine-tune the selected model", "finetune"), ("From scratch (paper model)", "scratch")],
                         value="finetune", label="Mode")
     with gr.Row():

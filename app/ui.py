@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import time
 from concurrent.futures import CancelledError
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
@@ -30,8 +30,10 @@ class Page:
     model_key: gr.Dropdown    # the visitor's chosen model
     image: gr.State           # path of the visitor's current upload (shared by all tabs)
     data: str | None          # --data flag
+    datasets: object          # app.datasets.Datasets: the image set in use, decoded once
     tmp: Path                 # this server's scratch folder for exports; removed at exit
     demo: gr.Blocks | None = None   # the page itself, for events that run when a visitor opens it
+    tabs: dict = field(default_factory=dict)   # tab id -> gr.Tab, for events that run when a tab is opened
 
     def scratch_file(self, name: str, keep_s: float = 600.0) -> Path:
         """A path in a fresh folder of this server's scratch, for a file handed to Gradio (which copies it

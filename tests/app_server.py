@@ -12,6 +12,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 UNREACHABLE = "http://127.0.0.1:9/alexnet-owt-7be5be79.pth"      # port 9 (discard): refused at once
+UNREACHABLE_FLOWERS = "http://127.0.0.1:9/flower_photos.tgz"
+# What a new user has: no ../shared beside the package, and (in tests) no network for downloads.
+NEWCOMER_ENV = dict(ALEXNET_IGNORE_SHARED="1", ALEXNET_FLOWERS_URL=UNREACHABLE_FLOWERS, ALEXNET_IMAGENET_URL=UNREACHABLE)
 
 
 def free_port() -> int:
@@ -21,13 +24,20 @@ def free_port() -> int:
 
 
 def start_server(workdir: Path, data: Path | None = None, args=(), timeout: float = 90.0,
-                 command=(sys.executable, str(ROOT / "app" / "main.py")), cwd: Path = ROOT):
+                 command=(sys.executable, str(ROOT / "app" / "main.py")), cwd: Path = ROOT, newcomer: bool = False,
+                 env: dict | None = None):
     """Launch the app (`command`, by default `python app/main.py` in this checkout) in a subprocess
-    with its own cache; return (url, process, log path)."""
+    with its own cache; return (url, process, log path). `newcomer`: as a new user's machine, with no
+    ../shared (NEWCOMER_ENV); `env` replaces the inherited environment."""
     port = free_port()
-    env = dict(os.environ, ALEXNET_CACHE=str(workdir / "cache"), TORCH_HOME=str(workdir / "torch"),
-               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", GRADIO_TEMP_DIR=str(workdir / "gradio"),
-               ALEXNET_IMAGENET_URL=UNREACHABLE)   # tests never download: choosing ImageNet must fail clearly
+    env = dict(os.environ if env is None else env, ALEXNET_CACHE=str(workdir / "cache"),
+               TORCH_HOME=str(workdir / "torch"), GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1",
+               GRADIO_TEMP_DIR=str(workdir / "gradio"),
+               # tests never download: choosing ImageNet or the full flower set must fail clearly
+               ALEXNET_IMAGENET_URL=UNREACHABLE, ALEXNET_FLOWERS_URL=UNREACHABLE_FLOWERS)
+    if newcomer:
+        env.update(NEWCOMER_ENV)
+        env.pop("ALEXNET_DATA", None)
     cmd = [*command, "--port", str(port), "--device", "cpu", *args]
     if data is not None:
         cmd += ["--data", str(data)]

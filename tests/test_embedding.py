@@ -121,14 +121,16 @@ def clustered_features(n=60, d=64, classes=3, seed=0):
     return feats, labels
 
 
+FEATS, LABELS = clustered_features()
+
+
 @pytest.fixture(scope="module")
 def fitted():
-    feats, labels = clustered_features()
-    return E.fit_map(feats, labels, ["a", "b", "c"], seed=0)
+    return E.fit_map(FEATS, LABELS, ["a", "b", "c"], seed=0)
 
 
 def test_map_is_deterministic_with_a_seed(fitted):
-    again = E.fit_map(fitted.features, fitted.labels, fitted.classes, seed=0)
+    again = E.fit_map(FEATS, fitted.labels, fitted.classes, seed=0)
     assert fitted.coords.shape == (60, 2)
     np.testing.assert_array_equal(fitted.coords, again.coords)
 
@@ -137,7 +139,7 @@ def test_place_puts_a_training_point_near_itself(fitted):
     c = fitted.coords
     spread = np.linalg.norm(c.max(0) - c.min(0))
     for i in (0, 31):
-        p = E.place(fitted, fitted.features[i])
+        p = E.place(fitted, FEATS[i])
         assert p.shape == (2,)
         assert np.linalg.norm(p - c[i]) < 0.1 * spread
     with pytest.raises(ValueError, match="same model"):
@@ -156,14 +158,14 @@ def test_umaps_compiled_code_is_cached_on_disk_for_the_next_process(fitted):
 
 def test_map_cache_fits_once_and_stays_bounded(fitted):
     cache = E.MapCache(maxsize=1)
-    m1 = cache.get_or_fit(fitted.features, fitted.labels, fitted.classes, key="k1")
-    assert cache.get_or_fit(fitted.features, fitted.labels, fitted.classes, key="k1") is m1
-    cache.get_or_fit(fitted.features[:30], fitted.labels[:30], fitted.classes, key="k2")
-    assert cache.get_or_fit(fitted.features, fitted.labels, fitted.classes, key="k1") is not m1
+    m1 = cache.get_or_fit(FEATS, fitted.labels, fitted.classes, key="k1")
+    assert cache.get_or_fit(FEATS, fitted.labels, fitted.classes, key="k1") is m1
+    cache.get_or_fit(FEATS[:30], fitted.labels[:30], fitted.classes, key="k2")
+    assert cache.get_or_fit(FEATS, fitted.labels, fitted.classes, key="k1") is not m1
 
 
 def test_scatter_draws_something(fitted):
-    img = E.scatter(fitted, star=E.place(fitted, fitted.features[0]), title="test")
+    img = E.scatter(fitted, star=E.place(fitted, FEATS[0]), title="test")
     a = np.asarray(img)
     assert isinstance(img, Image.Image) and a.shape[0] > 100 and a.shape[1] > 100
     assert (a < 250).any(axis=2).mean() > 0.01                         # not blank

@@ -254,3 +254,6 @@ def test_shutdown_stops_running_slow_work_at_its_next_pass_and_drops_the_queue()
     assert len(passes) < 1000
     with pytest.raises(ShuttingDown):                  # and a batcher refuses new work with the same sentence
         batcher("k", 1)
+    for lane in (CHEAP, SLOW):                         # so do both lanes: never "cannot schedule new futures"
+        with pytest.raises(ShuttingDown, match="shutting down"):
+            lanes.run(lane, lambda: None)

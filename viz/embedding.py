@@ -1,15 +1,16 @@
 """Flow 3, "Embed": what the network's last hidden layer thinks is similar.
 
     feats = fc7_features(model, images, mean, std, 227)      # (N, 4096) float32, cached on disk
-    m = fit_map(feats, labels, classes)                       # UMAP 2-D of the dataset
+    m = fit_map(feats, labels, classes)                       # UMAP 2-D of the dataset (viz.fc7_map.Map)
     scatter(m, star=place(m, fc7_of_upload))                  # the upload drawn into the map
-    neighbours(feats, fc7_of_upload, k=6)                     # the paper's Figure 4, in cosine
+    map_neighbours(m, fc7_of_upload, k=6)                     # the paper's Figure 4, in cosine
     top_patches(model, images, mean, std, 227, unit=17)       # what one conv5 unit fires on
 
 A pass over a dataset costs minutes on a CPU, so it runs through `alexnet.features` (the one
 batched dataset pass) and its result is kept in that module's store, keyed by the model's
 weights, the images and the preprocessing.
-Fitted maps are cached in memory by a `MapCache` the caller owns (no module globals).
+Fitted maps are cached in memory and on disk by a `MapCache` the caller owns (no module globals);
+a map is plain arrays (viz.fc7_map), so the shipped model's map of the flowers pack ships with it.
 
 UMAP runs on cosine geometry, the same one `neighbours` ranks by: rows are L2-normalised,
 projected to 50 dims by PCA (a seeded randomized SVD), and UMAP is given the exact
@@ -44,6 +45,7 @@ from alexnet.lru import LRU
 from alexnet.weights import cache_dir
 from alexnet.model import LAYERS
 from alexnet.shapes import spec_table
+from viz.fc7_map import Map, cached_map_path, load_map, map_neighbours, place, save_map  # noqa: F401 (re-exported)
 from viz.plots import figure_to_image, new_figure
 
 PCA_DIMS = 50                 # UMAP input: 80x fewer dims than fc7, 73% of flowers' fc7 variance
@@ -79,7 +81,7 @@ def fc7_key(model: nn.Module, data_key: str, mean, std, input_size: int) -> str:
 # ---------------------------------------------------------------- the 2-D map
 
 class CosineUMAP:
-    """L2-normalise -> PCA -> UMAP on exact Euclidean distances; `transform` places new rows.
+    """L2-normalise -> PCA -> UMAP on exact Euclidean distances.
 
     Euclidean distance between unit vectors is sqrt(2 - 2 cos), so neighbourhoods here are
     the cosine neighbourhoods `neighbours` returns.
@@ -91,7 +93,8 @@ class CosineUMAP:
         self.timings: dict[str, float] = {}   # seconds per stage of the last fit, for the UI and benchmarks
 
     def fit_transform(self, features: np.ndarray) -> np.ndarray:
-        """(N, D) features -> (N, 2) map coordinates; remembers what `transform` needs."""
+        """(N, D) features -> (N, 2) map coordinates; keeps the PCA (`self.pca`) and the projected rows
+        (`self.points`), which is what placing new rows needs (viz.fc7_map.place)."""
         umap = import_umap()  # ~2 s to import; only the Embed flow pays it
         from sklearn.decomposition import PCA
 
@@ -113,16 +116,10 @@ class CosineUMAP:
             dist = pairwise_distances(self.points, self.points)                   # (N, N)
             t2 = time.perf_counter()
             kw = dict(self.umap_kw, n_neighbors=min(self.umap_kw["n_neighbors"], n - 1))
-            self.umap = umap.UMAP(metric="precomputed", random_state=self.seed, **kw)
-            coords = self.umap.fit_transform(dist).astype(np.float32)    # (N, 2)
+            coords = umap.UMAP(metric="precomputed", random_state=self.seed, **kw).fit_transform(dist)
+            coords = coords.astype(np.float32)                               # (N, 2)
         self.timings = dict(pca_s=t1 - t0, distances_s=t2 - t1, umap_s=time.perf_counter() - t2)
         return coords
-
-    def transform(self, features: np.ndarray) -> np.ndarray:
-        """(M, D) new features -> (M, 2), by UMAP's own `transform` against the fitted points."""
-        with _quiet_umap(), threadpool_limits(1, user_api="blas"):
-            q = self.pca.transform(_unit_rows(features)).astype(np.float32)        # (M, pca_dims)
-            return self.umap.transform(pairwise_distances(q, self.points)).astype(np.float32)  # (M, 2)
 
 
 @functools.cache
@@ -185,16 +182,6 @@ def _quiet_umap():
         yield
 
 
-@dataclass
-class Map:
-    """A fitted 2-D map of a dataset and everything needed to draw it and place new images."""
-    coords: np.ndarray      # (N, 2) float32
-    labels: np.ndarray      # (N,) int64
-    classes: list[str]
-    reducer: CosineUMAP
-    features: np.ndarray    # (N, D) float32, what was fitted
-
-
 def fit_map(features: np.ndarray, labels, classes: list[str], seed: int = 0, **umap_kw) -> Map:
     """UMAP of fc7 features; the same seed gives the same coordinates (single-threaded by design)."""
     features = np.asarray(features, dtype=np.float32)
@@ -203,33 +190,53 @@ def fit_map(features: np.ndarray, labels, classes: list[str], seed: int = 0, **u
         raise ValueError(f"{len(features)} feature rows but {len(labels)} labels")
     reducer = CosineUMAP(seed=seed, **umap_kw)
     coords = reducer.fit_transform(features)
-    return Map(coords, labels, list(classes), reducer, features)
-
-
-def place(map: Map, feature) -> np.ndarray:
-    """One new image's (D,) or (1, D) features -> its (2,) position in a fitted map."""
-    f = np.asarray(feature.detach().float().cpu() if isinstance(feature, torch.Tensor) else feature, np.float32)
-    if f.size != map.features.shape[1]:
-        raise ValueError(f"a feature of size {f.size} cannot go into a map of {map.features.shape[1]}-d features "
-                         f"(was it computed by the same model?)")
-    return map.reducer.transform(f.reshape(1, -1))[0]  # (1, D) -> (1, 2) -> (2,)
+    pca = reducer.pca
+    return Map(coords, labels, list(classes), pca.mean_.astype(np.float32), pca.components_.astype(np.float32),
+               reducer.points, dict(timings=reducer.timings, n=len(features)))
 
 
 class MapCache:
-    """The last few fitted maps, by key (e.g. the `fc7_key` of their features).
+    """The last few fitted maps, by key (the `fc7_key` of their features), in memory and on disk.
 
-    Owned by whoever serves requests (the app's state), not a module global. Fitting holds
-    the cache's lock: two visitors asking for the same map wait for one fit, not two.
+    Owned by whoever serves requests (the app's state), not a module global. A keyed map is also
+    saved under cache_dir()/maps/ (viz.fc7_map), so the next process draws it without fitting.
+    Fitting holds the cache's lock: two visitors asking for the same map wait for one fit, not two.
     """
 
-    def __init__(self, maxsize: int = 2):
+    def __init__(self, maxsize: int = 2, disk: bool = True):
         self._maps: LRU[Map] = LRU(maxsize)
+        self.disk = disk
+
+    def get(self, key: str, seed: int = 0, **umap_kw) -> Map | None:
+        """The map for (key, seed, options) if it is in memory or on disk, without fitting."""
+        k = self._key(key, seed, umap_kw)
+        found = self._maps.get(k)
+        if found is None and self.disk:
+            found = load_map(cached_map_path(k))
+            if found is not None:
+                self._maps.put(k, found)
+        return found
 
     def get_or_fit(self, features: np.ndarray, labels, classes: list[str], key: str | None = None,
                    seed: int = 0, **umap_kw) -> Map:
         """The cached map for (key, seed, options), fitting it on a miss. `key=None` hashes `features`."""
-        k = f"{key or F.data_hash(np.asarray(features, dtype=np.float32))}|{seed}|{sorted(umap_kw.items())}"
-        return self._maps.get_or_make(k, lambda: fit_map(features, labels, classes, seed=seed, **umap_kw))
+        key = key or F.data_hash(np.asarray(features, dtype=np.float32))
+        found = self.get(key, seed, **umap_kw)
+        if found is not None:
+            return found
+        k = self._key(key, seed, umap_kw)
+
+        def fit():
+            m = fit_map(features, labels, classes, seed=seed, **umap_kw)
+            if self.disk:
+                save_map(cached_map_path(k), m)
+            return m
+        return self._maps.get_or_make(k, fit)
+
+    @staticmethod
+    def _key(key: str, seed: int, umap_kw: dict) -> str:
+        opts = "-".join(f"{n}{v}" for n, v in sorted(umap_kw.items()))
+        return f"{key}-s{seed}" + (f"-{opts}" if opts else "")
 
 
 def scatter(map: Map, star: np.ndarray | None = None, title: str = "", star_label: str = "your image",
@@ -278,14 +285,17 @@ def _hwc(image_chw) -> np.ndarray:
 
 
 def neighbour_gallery(images_uint8, indices, labels=None, classes=None,
-                      size: int = 128) -> list[tuple[Image.Image, str]]:
-    """(thumbnail, caption) pairs for a Gradio Gallery; `indices` may be ints or `neighbours` pairs."""
+                      size: int = 128, names: list[str] | None = None) -> list[tuple[Image.Image, str]]:
+    """(thumbnail, caption) pairs for a Gradio Gallery; `indices` may be ints or `neighbours` pairs.
+    `names` (one caption part per image, e.g. "roses, by A. Photographer") replaces the class name."""
     out = []
     for item in indices:
         i, sim = (item if isinstance(item, (tuple, list)) else (item, None))
         thumb = Image.fromarray(_hwc(images_uint8[int(i)])).resize((size, size), Image.BILINEAR)
         parts = [f"#{int(i)}"]
-        if labels is not None:
+        if names is not None:
+            parts.append(names[int(i)])
+        elif labels is not None:
             lab = int(labels[int(i)])
             parts.append(classes[lab] if classes is not None else f"class {lab}")
         if sim is not None:
@@ -381,10 +391,14 @@ def top_patches(model: nn.Module, images_uint8: torch.Tensor, mean, std, input_s
                 positions=positions, layer=layer, unit=unit, rf=geo.rf)
 
 
-def patch_gallery(top: dict, labels=None, classes=None, size: int = 96) -> list[tuple[Image.Image, str]]:
-    """`top_patches`' result -> (patch enlarged to `size`, "image #i · class · activation") for a Gallery."""
+def patch_gallery(top: dict, labels=None, classes=None, size: int = 96,
+                  names: list[str] | None = None) -> list[tuple[Image.Image, str]]:
+    """`top_patches`' result -> (patch enlarged to `size`, "image #i · class · activation") for a Gallery;
+    `names` (one caption part per image) replaces the class name, as in `neighbour_gallery`."""
     out = []
     for patch, i, v in zip(top["patches"], top["indices"], top["values"]):
-        parts = [f"#{int(i)}"] + ([classes[int(labels[int(i)])]] if labels is not None and classes else []) + [f"{v:.2f}"]
+        name = [names[int(i)]] if names is not None else \
+            [classes[int(labels[int(i)])]] if labels is not None and classes else []
+        parts = [f"#{int(i)}"] + name + [f"{v:.2f}"]
         out.append((Image.fromarray(patch).resize((size, size), Image.NEAREST), " · ".join(parts)))
     return out

@@ -24,15 +24,16 @@ from .run import train
 DESCRIPTION = ("Train AlexNet on an image folder (one sub-folder per class): fine-tune from weights, or from "
                "scratch with the paper's recipe. Checkpoints go to <out>-last / <out>-best .safetensors + .json; "
                "the app lists those in its cache's checkpoints/ folder.")
-EPILOG = ("Data: --data DIR, else $ALEXNET_DATA, else ../shared/data/flower_photos_256, else the flowers are "
-          "downloaded (218 MB) into the cache. Ctrl-C stops after the current step and keeps the last epoch's "
+EPILOG = ("Data: --data DIR, else $ALEXNET_DATA, else the full flower set if downloaded (--data flowers-full "
+          "downloads it, 218 MB, once), else ../shared/data/flower_photos_256 beside a clone, else the flowers pack "
+          "shipped with the package (500 photos, offline). Ctrl-C stops after the current step and keeps the last epoch's "
           "checkpoint; --resume --out STEM continues. Multi-GPU: torchrun --nproc_per_node N -m alexnet.train ...")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m alexnet.train", description=DESCRIPTION, epilog=EPILOG)
     c = TrainConfig()
-    p.add_argument("--data", default=None, help="image folder, one sub-folder per class")
+    p.add_argument("--data", default=None, help="image folder, one sub-folder per class, or 'flowers-full'")
     p.add_argument("--mode", default=c.mode, choices=MODES, help="(default: %(default)s)")
     p.add_argument("--weights", default=None,
                    help="finetune source: 'imagenet', a .safetensors checkpoint, a torchvision .pth, Caffe "

@@ -53,7 +53,7 @@ NEEDS_WEIGHTS = ("fine-tuning needs starting weights: pass --weights imagenet (d
 
 @dataclass
 class TrainConfig:
-    data: str | None = None            # image folder; None: $ALEXNET_DATA, ../shared flowers, or download
+    data: str | None = None            # image folder or pack; None: alexnet.data.find_data's order
     arch: str = "paper"                # scratch: paper | torchvision (finetune: the weights decide)
     mode: str = "finetune"             # finetune | scratch
     weights: str | None = None         # finetune source for alexnet.weights.load; None = 'imagenet' if cached

@@ -91,7 +91,7 @@ def _run(cfg: TrainConfig, progress, cancel, dist: dist_.Dist) -> TrainResult:
     device = dist_.pick_device(cfg.device, dist)
     rep = Reporter(cfg.epochs, progress)
     root = D.find_data_dir(cfg.data)
-    stems = Stems.of(cfg, root.name)
+    stems = Stems.of(cfg, root.stem if root.is_file() else root.name)   # a folder, or the flowers pack file
     if not cfg.resume and dist.main and stems.last_file.exists():
         raise ConfigError(f"{stems.last}.safetensors already exists: pass --resume to continue that run, "
                           f"or choose another --out")
