@@ -6,6 +6,7 @@ the pack and names its checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -18,28 +19,41 @@ from playwright.sync_api import expect, sync_playwright  # noqa: E402  (test_bro
 from conftest import chromium_path
 
 
+@contextlib.contextmanager
+def browse(url: str):
+    """A Chromium page on `url`, once the page is up."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+        ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+        pg = ctx.new_page()
+        pg.set_default_timeout(QUICK)
+        pg.goto(url, wait_until="domcontentloaded")
+        pg.locator("#upload").wait_for(state="visible")
+        try:
+            yield pg
+        finally:
+            ctx.close()
+            browser.close()
+
+
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
     work = tmp_path_factory.mktemp("newcomer")
     url, proc, log = start_server(work, newcomer=True)
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
-            ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-            pg = ctx.new_page()
-            pg.set_default_timeout(QUICK)
-            pg.goto(url, wait_until="domcontentloaded")
-            pg.locator("#upload").wait_for(state="visible")
-            pg.log = log
+        with browse(url) as pg:
             yield pg
-            ctx.close()
-            browser.close()
     finally:
         stop_server(proc)
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
 def test_embeddings_opens_drawn_without_a_click(page):
+    embeddings_open_drawn(page)
+
+
+def embeddings_open_drawn(page):
+    """(also run on the installed wheel by tests/test_package.py)"""
     t0 = time.perf_counter()
     open_tab(page, "Embeddings")
     status = page.locator("#embed-status")
@@ -63,6 +77,10 @@ def test_an_example_photo_gets_its_place_and_credited_neighbours(page):
 
 
 def test_retrain_default_start_fine_tunes_on_the_pack(page):
+    retrain_default_start(page)
+
+
+def retrain_default_start(page):
     open_tab(page, "Retrain")
     expect(page.locator(".data-line").first).to_contain_text("flowers pack")
     page.get_by_role("button", name="Start training").click()
