@@ -90,7 +90,7 @@ class Source:
         paths, _, classes = list_images(self.path)
         why = {FROM_FLAG: "--data", FROM_ENV: f"${ENV_VAR}", FROM_CACHE: "the full flower set, downloaded",
                FROM_SHARED: "the full flower set beside this clone"}[self.origin]
-        return f"{self.path.name}: {len(paths):,} images, {len(classes)} classes ({why})"
+        return f"{self.path.name}: {len(paths):,} images in {len(classes)} classes ({why})"
 
 
 FROM_FLAG, FROM_ENV, FROM_CACHE, FROM_SHARED, FROM_PACK = "flag", "env", "cache", "shared", "pack"
