@@ -75,14 +75,47 @@ def _seconds_per_batch(cfg, classes: int, size: int, batch: int, device: torch.d
     return _STEP_CACHE.put(key, statistics.median(times[1:])), len(times)
 
 
+def _head_seconds_per_batch(cfg, classes: int, batch: int, device: torch.device) -> tuple[float, int]:
+    """One optimizer step of the fc layers after the frozen trunk (--freeze conv5: fc6-fc8, 58M weights;
+    fc6/fc7: less), on random trunk outputs of batch size: what a features-path step costs."""
+    from alexnet.train.surgery import split_frozen
+    key = ("head", cfg.arch, cfg.width, classes, cfg.freeze, batch, str(device))
+    if key in _STEP_CACHE:
+        return _STEP_CACHE.get(key), 0
+    gen = torch.Generator().manual_seed(0)
+    model = build(cfg.arch, classes, width=cfg.width, generator=gen)
+    trunk, head = split_frozen(model, cfg.freeze)
+    head = dev_.prepare(head, device)
+    use_generator(model, torch.Generator(device=device).manual_seed(0))
+    with torch.inference_mode():       # the trunk's output width, from one small image
+        width = trunk.eval()(torch.zeros((1, 3, default_input_size(cfg.arch), default_input_size(cfg.arch)))).shape[1]
+    x = torch.rand((batch, width), generator=gen).to(device)
+    y = torch.randint(0, classes, (batch,), generator=gen).to(device)
+    opt = torch.optim.AdamW(head.parameters(), lr=1e-4, fused=device.type in ("cpu", "cuda"))
+    head.train()
+    times = []
+    for _ in range(4):                    # the first step allocates AdamW's state: dropped
+        t0 = time.perf_counter()
+        loss = F.cross_entropy(head(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return _STEP_CACHE.put(key, statistics.median(times[1:])), len(times)
+
+
 def estimate(cfg, n_images: int, classes: int = 5) -> Estimate:
     """Seconds for `cfg` (an alexnet.train.TrainConfig) on a folder of `n_images` images.
 
     From scratch: every epoch's steps at its own size (progressive resizing) plus a validation
-    pass at the test size. Fine-tuning with cached features: one forward pass per training image
-    (and its mirror) and validation image, then the fc head's steps, which cost next to nothing.
+    pass at the test size. Fine-tuning with cached features: one forward pass per training view
+    (centre, and mirror if used) and validation image, then the fc head's steps (timed: next to
+    nothing for fc8 alone, most of the run for fc6-fc8). Deeper fine-tuning: full steps, as from scratch.
     """
     from alexnet.train import epoch_sizes, resolve
+    from alexnet.train.surgery import trains_on_features
     cfg = resolve(cfg)
     device = dev_.pick(cfg.device)
     n = min(n_images, cfg.limit) if cfg.limit else n_images
@@ -96,10 +129,12 @@ def estimate(cfg, n_images: int, classes: int = 5) -> Estimate:
     t_val, m = _seconds_per_batch(cfg, classes, size, val_batch, device, train=False)
     measured += m
     val_s = t_val * math.ceil(n_val / val_batch)
-    if cfg.mode == "finetune":
-        features_s = t_val * math.ceil((2 * n_train + n_val) / val_batch)
-        per_epoch = [features_s if e == 0 else 0.0 for e in range(cfg.epochs)]
-        return Estimate(features_s + 0.02 * cfg.epochs, per_epoch, sizes, measured, {}, val_s)
+    if trains_on_features(cfg, device):
+        features_s = t_val * math.ceil((len(cfg.train_views) * n_train + n_val) / val_batch)
+        t_head, m = _head_seconds_per_batch(cfg, classes, cfg.batch_size, device)
+        measured += m
+        per_epoch = [t_head * steps + (features_s if e == 0 else 0.0) for e in range(cfg.epochs)]
+        return Estimate(sum(per_epoch), per_epoch, sizes, measured, {}, 0.0)
     per_size = {}
     for s in sorted(set(sizes)):
         per_size[s], m = _seconds_per_batch(cfg, classes, s, cfg.batch_size, device, train=True)

@@ -157,7 +157,10 @@ def dataset_pass(model: nn.Module, images: torch.Tensor, input_size: int, mean, 
         with torch.inference_mode(), D.autocast(dev):
             for start in range(0, n, batch_size):
                 u = images[order[start:start + batch_size].to(images.device)].to(dev)        # (B, 3, H, W) uint8
-                crops = [normalize(D.to_input(c, dev), mean, std) for c in _views(u, input_size, views)]
+                # channels_last: without autograd, oneDNN's convolutions (and LRN's 1x1 one) run ~20% faster
+                # on a CPU in that layout (training keeps the default; see alexnet.device.memory_format)
+                crops = [normalize(D.to_input(c, dev), mean, std).contiguous(memory_format=torch.channels_last)
+                         for c in _views(u, input_size, views)]
                 parts.append(_output(record, model, crops))
                 if progress is not None:
                     progress(min(start + batch_size, n), n)

@@ -1,13 +1,13 @@
 """Screenshots of the app's main tabs for the README: starts the real server, drives headless Chromium.
 
     python tests/make_screenshots.py --out docs/screenshots
-    python tests/make_screenshots.py --out /tmp/shots --weights imagenet --per-class 0
+    python tests/make_screenshots.py --out /tmp/shots --data ~/photos
 
-By default the server runs in a throw-away folder (its own cache, so the shipped flowers model
-unless --weights is given), and its --data is a small sample of ../shared/data/flower_photos_256
-(--per-class photos per class, symlinked) so the Embeddings map builds in seconds on a CPU;
-without the flowers it falls back to a synthetic three-class folder. The photo uploaded is the
-held-out rose shipped among the app's examples (assets/examples/), or --image.
+The server runs as a new user's would (app_server.NEWCOMER_ENV): a throw-away folder with its own cache,
+no ../shared, no --data and no network, so it shows what a fresh install shows: the shipped flowers
+model, and in Embeddings the map shipped with it of the shipped flowers pack (drawn when the tab
+opens). `--data DIR` shows another image folder instead. The photo uploaded is the held-out rose
+shipped among the app's examples (assets/examples/), or --image.
 
 Writes classify.png, filters.png, layers.png, embeddings.png and about.png (full page, --width px wide).
 """
@@ -26,28 +26,8 @@ ROOT = HERE.parent
 
 from app_server import start_server, stop_server  # tests/ is sys.path[0] when this file runs as a script
 
-FLOWERS = ROOT.parent / "shared" / "data" / "flower_photos_256"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def sample_folder(src: Path, dst: Path, per_class: int) -> Path:
-    """The first `per_class` photos of each class of `src`, linked (or copied) into `dst`."""
-    for cls in sorted(p for p in src.iterdir() if p.is_dir()):
-        (dst / cls.name).mkdir(parents=True, exist_ok=True)
-        for f in sorted(cls.iterdir())[:per_class]:
-            try:
-                (dst / cls.name / f.name).symlink_to(f.resolve())
-            except OSError:
-                shutil.copy2(f, dst / cls.name / f.name)
-    return dst
-
-
-def default_data(work: Path, per_class: int) -> Path:
-    if FLOWERS.is_dir():
-        return FLOWERS if per_class <= 0 else sample_folder(FLOWERS, work / "flowers", per_class)
-    from conftest import make_image_folder
-    return make_image_folder(work / "synthetic", classes=("daisy", "roses", "tulips"), per_class=12, size=128)
 
 
 def default_image() -> Path:
@@ -122,8 +102,9 @@ def shoot(url: str, image: Path, out: Path, width: int, timeout_s: float) -> lis
         save(page, "layers")
 
         tab(page, "Embeddings")
-        page.get_by_role("button", name=re.compile("Build the map")).click()
-        expect(page.locator("#umap img")).to_be_visible()
+        expect(page.locator("#umap img")).to_be_visible()                  # drawn when the tab opens
+        page.get_by_role("button", name=re.compile("Build the map")).click()   # the upload placed, its neighbours
+        expect(page.locator("#neighbours")).to_contain_text(", by ")
         save(page, "embeddings")
 
         tab(page, "About")
@@ -137,10 +118,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="docs/screenshots", help="folder for the PNGs (created)")
-    ap.add_argument("--data", default=None, help="ImageFolder for the Embeddings tab (default: a sample of the "
-                                                 "shared flowers, else a synthetic folder)")
-    ap.add_argument("--per-class", type=int, default=40,
-                    help="photos per class sampled from the shared flowers (0 = the whole set; default 40)")
+    ap.add_argument("--data", default=None, help="image folder for Embeddings and Retrain (default: none, as on a "
+                                                 "fresh install: the shipped flowers pack)")
     ap.add_argument("--image", default=None, help="photo to upload (default: the held-out rose among the app's examples)")
     ap.add_argument("--weights", default=None, help="passed to the app's --weights (default: the app's own default, the shipped flowers model)")
     ap.add_argument("--width", type=int, default=1280, help="browser width in px (default 1280)")
@@ -153,10 +132,10 @@ def main(argv=None) -> None:
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="alexnet-screenshots-") as tmp:
         work = Path(tmp)
-        data = Path(args.data) if args.data else default_data(work, args.per_class)
+        data = Path(args.data) if args.data else None
         extra = ("--weights", args.weights) if args.weights else ()
-        print(f"starting the app (data: {data}, image: {image.name})", flush=True)
-        url, proc, log = start_server(work, data, args=extra, timeout=180)
+        print(f"starting the app as a new user's (data: {data or 'the shipped pack'}, image: {image.name})", flush=True)
+        url, proc, log = start_server(work, data, args=extra, timeout=180, newcomer=True)
         try:
             saved = shoot(url, image, out, args.width, args.timeout)
         except Exception:

@@ -111,8 +111,9 @@ def _saved_source(tmp_path):
 
 def test_finetune_on_cached_features_replaces_fc8_and_keeps_frozen_layers(folder, tmp_path):
     src, path = _saved_source(tmp_path)
-    cfg = TrainConfig(data=str(folder), mode="finetune", weights=str(path), input_size=67, image_size=80, epochs=2,
-                      batch_size=4, recipe="modern", lr=3e-3, device="cpu", out=str(tmp_path / "ft"))
+    cfg = TrainConfig(data=str(folder), mode="finetune", weights=str(path), freeze="conv5", input_size=67,
+                      image_size=80, epochs=2, batch_size=4, recipe="modern", lr=3e-3, device="cpu",
+                      out=str(tmp_path / "ft"))
     phases = []
     result = train(cfg, progress=lambda s: phases.append(s.phase))
     model, meta = W.load_checkpoint(result.checkpoint)

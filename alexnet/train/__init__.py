@@ -17,12 +17,12 @@ The app calls `train(...)`; the CLI only builds that config from its flags. Read
 """
 from .checkpoints import Stems
 from .cli import config_from_args, get_args_parser, main
-from .config import (DEFAULT_RECIPE, FREEZE_CHOICES, INIT_CONV1, MODES, OPTIMIZERS, RECIPES, SCHEDULES, ConfigError,
+from .config import (DEFAULT_RECIPE, FINETUNE_DEPTHS, FREEZE_CHOICES, INIT_CONV1, MODES, OPTIMIZERS, RECIPES, SCHEDULES, ConfigError,
                      TrainConfig, check_config, epoch_sizes, resolve)
 from .loop import lr_at
 from .progress import Phase, Progress
 from .run import TrainResult, train
 
-__all__ = ["DEFAULT_RECIPE", "FREEZE_CHOICES", "INIT_CONV1", "MODES", "OPTIMIZERS", "RECIPES", "SCHEDULES",
+__all__ = ["DEFAULT_RECIPE", "FINETUNE_DEPTHS", "FREEZE_CHOICES", "INIT_CONV1", "MODES", "OPTIMIZERS", "RECIPES", "SCHEDULES",
            "ConfigError", "Phase", "Progress", "Stems", "TrainConfig", "TrainResult", "check_config",
            "config_from_args", "epoch_sizes", "get_args_parser", "lr_at", "main", "resolve", "train"]

@@ -3,9 +3,9 @@
 - `ImageSource`: the decoded uint8 images resident on the device -> batched crop/flip
   (+ the paper's PCA lighting) -> the whole model. Every epoch may use its own input size.
 - `FeatureSource` (CPU fine-tuning with every conv frozen): the frozen trunk runs once per
-  image (centre crop and its mirror, through alexnet.features' one dataset pass and its
-  store), then only the fc head trains on those vectors; a second run on the same model
-  and data starts training at once.
+  image (the centre crop, and its mirror when `cfg.train_views` says so, through
+  alexnet.features' one dataset pass and its store), then only the fc head trains on those
+  vectors; a second run on the same model and data starts training at once.
 Both give `train(order, size, gen)` and `val(rank, world)` iterators of (x, y) on the device.
 """
 from __future__ import annotations
@@ -81,7 +81,8 @@ class FeatureSource:
         self.net = head                                    # what trains: the fc layers after the frozen trunk
         self.batch_size = cfg.batch_size
         t0 = time.perf_counter()
-        tr, va, self.features_cached = trunk_features(trunk, decoded, train_idx, val_idx, info, device, progress)
+        tr, va, self.features_cached = trunk_features(trunk, decoded, train_idx, val_idx, info, device, progress,
+                                                      train_views=cfg.train_views)
         self.features_seconds = time.perf_counter() - t0
         self.feats_tr, self.feats_va = tr.to(device), va.to(device)
         labels = decoded.labels.to(device)
@@ -95,13 +96,14 @@ class FeatureSource:
         return feature_batches(self.feats_va, self.y_va, pos[rank::world], 512)
 
 
-def trunk_features(trunk: nn.Module, decoded: D.Decoded, train_idx, val_idx, info: dict, device, progress=None):
-    """Trunk outputs for train (N, 2, D: centre crop and mirror) and val (M, D: centre), and whether
-    both came from the feature store. `progress(done, total)` counts images over both."""
+def trunk_features(trunk: nn.Module, decoded: D.Decoded, train_idx, val_idx, info: dict, device, progress=None,
+                   train_views=("centre", "mirror")):
+    """Trunk outputs for train (N, V, D: the train views) and val (M, D: centre), and whether both came
+    from the feature store. `progress(done, total)` counts images over both."""
     size, mean, std = int(info["input_size"]), info["mean"], info["std"]
     model_key = F.model_hash(trunk)
     total, out, hits = len(train_idx) + len(val_idx), [], []
-    for idx, views, offset in ((train_idx, ("centre", "mirror"), 0), (val_idx, ("centre",), len(train_idx))):
+    for idx, views, offset in ((train_idx, tuple(train_views), 0), (val_idx, ("centre",), len(train_idx))):
         if len(idx) == 0:
             out.append(None)
             continue

@@ -22,22 +22,37 @@ SCHEDULES = ("onecycle", "step", "constant")
 OPTIMIZERS = ("sgd", "adamw")
 INIT_CONV1 = ("none", "bvlc")
 FREEZE_CHOICES = ("none",) + CONV_LAYERS + ("fc6", "fc7")
+# The fine-tune depths a user picks from (the Retrain tab), shallowest and quickest first: --freeze's value
+# and what trains. benchmarks/finetune_speed.py measures each on the flowers.
+FINETUNE_DEPTHS = (
+    ("fc7", "a new fc8 on the frozen network's fc7 features, computed once and cached: seconds"),
+    ("conv5", "fc6, fc7 and a new fc8 on cached pool5 features: minutes"),
+    ("conv2", "conv3 to fc8 on augmented images, every step through the network: the slowest"),
+)
 
 # Defaults per recipe; an explicit lr / weight_decay / label_smoothing in the config wins.
 RECIPES = {
     # Paper section 5: SGD, batch 128, momentum 0.9, weight decay 5e-4, lr 0.01 divided by 10
     # when validation stopped improving (three times in ~90 epochs). Here: at each third of the run.
-    "paper": dict(optimizer="sgd", lr=dict(scratch=0.01, finetune=0.01), weight_decay=5e-4,
+    "paper": dict(optimizer="sgd", lr=dict(scratch=0.01, finetune=0.01, head=0.01), weight_decay=5e-4,
                   label_smoothing=0.0, schedule="step"),
     # One-cycle (warm up 30%, cosine down) with AdamW and label smoothing 0.1.
-    "modern": dict(optimizer="adamw", lr=dict(scratch=5e-4, finetune=1e-3), weight_decay=0.05,
+    # 'head': fine-tuning fc8 alone (--freeze fc7), a linear model on fixed features, takes a larger step.
+    "modern": dict(optimizer="adamw", lr=dict(scratch=5e-4, finetune=1e-3, head=1e-2), weight_decay=0.05,
                    label_smoothing=0.1, schedule="onecycle"),
     # modern + what makes from-scratch training fast on a CPU (benchmarks/train_scratch.py measures
     # each lever): random-resized crops, early epochs at low resolution (alexnet.augment), batch 32
     # (more steps per epoch on 3,000 images; a CPU is no faster per image at 64 or 128).
-    "fast": dict(optimizer="adamw", lr=dict(scratch=5e-4, finetune=1e-3), weight_decay=0.05,
+    "fast": dict(optimizer="adamw", lr=dict(scratch=5e-4, finetune=1e-3, head=1e-2), weight_decay=0.05,
                  label_smoothing=0.1, schedule="onecycle", crop="rrc", progressive=True,
                  batch_size=dict(scratch=32, finetune=128), epochs=dict(scratch=16, finetune=10)),
+    # fast, cut to a lesson's few minutes from scratch (benchmarks/finetune_speed.py times it): the paper
+    # network at LESSON_SIZE px, where a step costs about a fifth of one at 227, for LESSON_EPOCHS epochs.
+    # It visibly learns (chance is 20% on five classes); the 16-epoch fast run is what a real result needs.
+    "lesson": dict(optimizer="adamw", lr=dict(scratch=1e-3, finetune=1e-3, head=1e-2), weight_decay=0.05,
+                   label_smoothing=0.1, schedule="onecycle", crop="rrc", progressive=False,
+                   batch_size=dict(scratch=32, finetune=128), epochs=dict(scratch=4, finetune=10),
+                   input_size=dict(scratch=99)),
 }
 DEFAULT_RECIPE = "fast"
 
@@ -61,8 +76,9 @@ class TrainConfig:
     lr: float | None = None            # None: the recipe's default
     batch_size: int | None = None      # None: the recipe's (fast: 32 scratch, 128 fine-tuning; others 128, the paper's)
     recipe: str = DEFAULT_RECIPE       # fast | modern | paper  (see RECIPES)
-    freeze: str = "conv5"              # finetune: layers up to and including this one stay fixed ('none' = none)
-    input_size: int | None = None      # None: the source's / arch's (227 paper, 224 torchvision)
+    freeze: str = "fc7"                # finetune: layers up to and including this one stay fixed ('none' = none);
+                                       # fc7: only a new fc8 trains, on cached fc7 features (seconds on a CPU)
+    input_size: int | None = None      # None: the recipe's (lesson: 99 from scratch), else the source's / arch's
     val_fraction: float = 0.2
     seed: int = 0
     device: str = "auto"
@@ -86,6 +102,8 @@ class TrainConfig:
     min_size: int = 131                # smallest progressive size (pool5 is then 3x3)
     init_conv1: str = "none"           # scratch: 'bvlc' starts conv1 from BVLC ImageNet's and keeps it fixed
     feature_cache: bool | None = None  # None: on for CPU fine-tuning with every conv frozen
+    mirror: bool | None = None         # features path: a mirrored view of each training image too (None: only
+                                       # for --freeze conv5; it does not pay for fc8 alone, see finetune_speed)
     image_size: int = PREPARE_SIZE     # decode size: the paper's 256x256
     log_every: int = 10                # steps between progress reports
     max_steps: int | None = None       # stop after this many steps, keeping the full run's schedule (benchmarks);
@@ -101,8 +119,22 @@ class TrainConfig:
         return RECIPES[self.recipe]
 
     @property
+    def head_only(self) -> bool:
+        """Fine-tuning fc8 alone: a linear model on the frozen network's fc7."""
+        return not self.scratch and self.freeze == "fc7"
+
+    @property
     def base_lr(self) -> float:
-        return self.lr if self.lr is not None else self.recipe_values["lr"][self.mode]
+        if self.lr is not None:
+            return self.lr
+        lrs = self.recipe_values["lr"]
+        return lrs.get("head", lrs["finetune"]) if self.head_only else lrs[self.mode]
+
+    @property
+    def train_views(self) -> tuple[str, ...]:
+        """What the frozen trunk sees of each training image on the features path."""
+        mirror = self.mirror if self.mirror is not None else self.freeze == "conv5"
+        return ("centre", "mirror") if mirror else ("centre",)
 
     @property
     def wd(self) -> float:
@@ -126,8 +158,10 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     recipe = RECIPES.get(cfg.recipe, {})
     epochs = recipe.get("epochs", {}).get(cfg.mode, 10)
     batch = recipe.get("batch_size", {}).get(cfg.mode, 128)
+    size = recipe.get("input_size", {}).get(cfg.mode)
     return replace(cfg, epochs=cfg.epochs if cfg.epochs is not None else epochs,
                    batch_size=cfg.batch_size if cfg.batch_size is not None else batch,
+                   input_size=cfg.input_size if cfg.input_size is not None else size,
                    progressive=(cfg.progressive if cfg.progressive is not None
                                 else bool(recipe.get("progressive")) and cfg.scratch))
 

@@ -70,6 +70,7 @@ class Loop:
     cancel: object = None
     report: Callable | None = None     # report(step=, loss=, acc=, img_per_s=)
     step: int = 0                      # optimizer steps taken over the whole run
+    pause: Callable | None = None      # called before every step: the app lets visitors' requests go first
 
 
 def train_one_epoch(net, optimizer, batches, n_batches: int, loop: Loop) -> dict:
@@ -85,6 +86,8 @@ def train_one_epoch(net, optimizer, batches, n_batches: int, loop: Loop) -> dict
             stop = dist.all_sum(torch.tensor(float(stop), device=device)).item() > 0
         if stop:
             raise Cancelled
+        if loop.pause is not None:
+            loop.pause()
         for g in optimizer.param_groups:
             g["lr"] = lr_at(loop.step, loop.total_steps, loop.lr, loop.schedule)
         with dev_.autocast(device):

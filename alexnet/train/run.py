@@ -1,18 +1,23 @@
 """`train(config)`: the whole run, top to bottom - data, model, batch source, optimizer, epochs, files.
 
-    result = train(TrainConfig(mode="scratch", epochs=16), progress=print, cancel=stop_event)
+    result = train(TrainConfig(mode="scratch", epochs=16), progress=print, cancel=stop_event, pause=None)
 
 Randomness: the split, the init and the new head come from `cfg.seed`; each epoch's order,
 crops, flips and dropout masks from generators seeded by (seed, epoch), so a resumed run
 repeats them exactly. torch's global RNG is never touched: the app trains in a thread
 beside requests that draw their own random numbers.
+
+Files: the full path writes its checkpoints at every epoch's end (minutes apart, so a crash loses
+at most one epoch). The features path trains only the head, an epoch in a fraction of a second, so
+it writes once, at the end: the last head, and the best epoch's head kept in memory until then
+(a model's two files are ~0.5 GB of writes, which would otherwise be most of a second run's time).
 """
 from __future__ import annotations
 
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -40,18 +45,21 @@ class TrainResult:
     history: list[dict]                # per epoch: train_loss, train_acc, val_loss, val_acc, img_per_s, seconds
     cancelled: bool
     meta: dict                         # the sidecar of `checkpoint` (or of the run so far)
+    phase_seconds: dict = field(default_factory=dict)   # where the wall time went (alexnet.train.progress)
 
 
-def train(config: TrainConfig, progress=None, cancel=None) -> TrainResult:
+def train(config: TrainConfig, progress=None, cancel=None, pause=None) -> TrainResult:
     """Train as `config` says. `progress(Progress)` gets every event (see alexnet.train.progress);
     `cancel` is a threading.Event or a callable returning True; it is checked every step (and
-    while decoding and extracting features), and a cancelled run writes nothing new.
+    while decoding and extracting features), and a cancelled run writes nothing new. `pause()`, if
+    given, is called before every step and every batch of the feature pass: the app's server lets
+    visitors' requests run first there (the run waits; it is not slowed otherwise).
     """
     cfg = resolve(config)
     check_config(cfg)
     dist = dist_.setup(cfg.device)
     try:
-        return _run(cfg, progress if dist.main else None, cancel, dist)
+        return _run(cfg, progress if dist.main else None, cancel, dist, pause)
     except Cancelled:   # while decoding or extracting features: nothing new was written
         if progress is not None:
             progress(Progress(phase=Phase.DONE, epochs=cfg.epochs, eta_s=0.0))
@@ -63,12 +71,14 @@ def train(config: TrainConfig, progress=None, cancel=None) -> TrainResult:
             torch.distributed.destroy_process_group()
 
 
-def _data(cfg: TrainConfig, root: Path, dist: dist_.Dist, rep: Reporter, cancel):
+def _data(cfg: TrainConfig, root: Path, dist: dist_.Dist, rep: Reporter, cancel, pause):
     """The folder decoded once (rank 0 first, the others read its cache), limited and split by seed."""
     def step(done, total):     # decoding can take minutes: a cancel stops it too (single process)
         rep.update(step=done, steps=total)
         if dist.world == 1 and is_cancelled(cancel):
             raise Cancelled
+        if pause is not None:
+            pause()
     decoded = dist.rank0_first(lambda: D.decode_folder(root, cfg.image_size, progress=step))
     if dist.main:
         for path, why in decoded.skipped:
@@ -87,7 +97,7 @@ def _work_before(sizes: list[int], size: int, steps_per_epoch: int) -> list[floa
     return out
 
 
-def _run(cfg: TrainConfig, progress, cancel, dist: dist_.Dist) -> TrainResult:
+def _run(cfg: TrainConfig, progress, cancel, dist: dist_.Dist, pause=None) -> TrainResult:
     device = dist_.pick_device(cfg.device, dist)
     rep = Reporter(cfg.epochs, progress)
     root = D.find_data_dir(cfg.data)
@@ -95,9 +105,10 @@ def _run(cfg: TrainConfig, progress, cancel, dist: dist_.Dist) -> TrainResult:
     if not cfg.resume and dist.main and stems.last_file.exists():
         raise ConfigError(f"{stems.last}.safetensors already exists: pass --resume to continue that run, "
                           f"or choose another --out")
-    decoded, train_idx, val_idx = _data(cfg, root, dist, rep, cancel)
+    decoded, train_idx, val_idx = _data(cfg, root, dist, rep, cancel, pause)
 
     # The model, its frozen layers and where its batches come from.
+    rep.update(phase=Phase.MODEL, step=0, steps=0)
     model, info = build_model(cfg, decoded.classes, torch.Generator().manual_seed(cfg.seed), decoded.images, train_idx)
     size, mean, std = int(info["input_size"]), info["mean"], info["std"]
     frozen = frozen_layers(cfg, model)
@@ -109,6 +120,8 @@ def _run(cfg: TrainConfig, progress, cancel, dist: dist_.Dist) -> TrainResult:
             rep.update(phase=Phase.FEATURES, step=done, steps=total)
             if dist.world == 1 and is_cancelled(cancel):
                 raise Cancelled
+            if pause is not None:
+                pause()
         trunk, head = split_frozen(model, cfg.freeze)
         source = dist.rank0_first(lambda: FeatureSource(trunk, head, decoded, train_idx, val_idx, info, device, cfg,
                                                         progress=step))
@@ -136,7 +149,7 @@ def _run(cfg: TrainConfig, progress, cancel, dist: dist_.Dist) -> TrainResult:
 
     loop = Loop(device=device, dist=dist, total_steps=steps_per_epoch * cfg.epochs, lr=cfg.base_lr,
                 schedule=cfg.lr_schedule, label_smoothing=cfg.smoothing, log_every=max(1, cfg.log_every),
-                max_steps=cfg.max_steps, cancel=cancel, step=state["step"])
+                max_steps=cfg.max_steps, cancel=cancel, step=state["step"], pause=pause)
     work = _work_before(sizes, size, steps_per_epoch)
     run_start, step_start = time.perf_counter(), state["step"]
 
@@ -146,7 +159,21 @@ def _run(cfg: TrainConfig, progress, cancel, dist: dist_.Dist) -> TrainResult:
         rep.update(phase=Phase.TRAIN, eta_s=eta, **kw)
     loop.report = train_report
 
-    cancelled = False
+    def epoch_meta(row: dict, epoch: int) -> dict:
+        """The sidecar of the model as it stands after `epoch` (1-based), whose row is `row`."""
+        return W.make_meta(
+            model, decoded.classes, mean, std, source=info["source"], input_size=size,
+            metrics=dict(val_top1=row["val_acc"], val_loss=row["val_loss"], train_top1=row["train_acc"],
+                         train_loss=row["train_loss"], epoch=epoch),
+            split_seed=cfg.seed, split=dict(val_fraction=cfg.val_fraction, limit=cfg.limit, data_key=decoded.key,
+                                            n_train=len(train_idx), n_val=len(val_idx),
+                                            val=val_idx.tolist()),   # indices into the decoded folder
+            data=str(root), skipped=decoded.skipped, history=history[:epoch], config=config_dict(cfg), frozen=frozen,
+            path="features" if use_features else "full", features_seconds=source.features_seconds,
+            features_cached=source.features_cached, phase_seconds=dict(rep.seconds),
+            train_state=dict(step=loop.step, epoch=epoch, epochs=cfg.epochs))
+
+    cancelled, best_head = False, None
     for epoch in range(state["epoch"], cfg.epochs):
         if cfg.max_steps is not None and loop.step >= cfg.max_steps:
             break
@@ -171,22 +198,30 @@ def _run(cfg: TrainConfig, progress, cancel, dist: dist_.Dist) -> TrainResult:
         score = row["val_acc"] if row["val_acc"] is not None else -row["train_loss"]
         is_best = score > state["best"]
         state.update(step=loop.step, epoch=epoch + 1, best=max(state["best"], score))
-        if dist.main:
-            meta = W.make_meta(
-                model, decoded.classes, mean, std, source=info["source"], input_size=size,
-                metrics=dict(val_top1=row["val_acc"], val_loss=row["val_loss"], train_top1=row["train_acc"],
-                             train_loss=row["train_loss"], epoch=epoch + 1),
-                split_seed=cfg.seed, split=dict(val_fraction=cfg.val_fraction, limit=cfg.limit, data_key=decoded.key,
-                                                n_train=len(train_idx), n_val=len(val_idx),
-                                                val=val_idx.tolist()),   # indices into the decoded folder
-                data=str(root), skipped=decoded.skipped, history=history, config=config_dict(cfg), frozen=frozen,
-                path="features" if use_features else "full", features_seconds=source.features_seconds,
-                features_cached=source.features_cached,
-                train_state=dict(step=loop.step, epoch=epoch + 1, epochs=cfg.epochs))
+        ending = epoch + 1 == cfg.epochs or (cfg.max_steps is not None and loop.step >= cfg.max_steps)
+        if is_best and use_features:          # the head is small: its best state waits in memory for the end
+            best_head = ({k: v.detach().clone() for k, v in net.state_dict().items()}, epoch + 1)
+        if dist.main and (ending or not use_features):
+            rep.update(phase=Phase.SAVE)
+            meta = epoch_meta(row, epoch + 1)
             last_path, best = save_epoch(stems, model, meta, state, optimizer, is_best)
             best_path = best or best_path
+            if use_features and not is_best and best_head is not None:   # an earlier epoch was the best
+                head_state, best_epoch = best_head
+                best_path = _save_best_head(stems, model, net, head_state,
+                                            epoch_meta(history[best_epoch - 1], best_epoch))
         dist.barrier()
         rep.update(val_acc=row["val_acc"], img_per_s=row["img_per_s"], loss=row["train_loss"], acc=row["train_acc"])
     use_generator(model, None)
     rep.update(phase=Phase.DONE, eta_s=0.0)
-    return TrainResult(last_path, best_path, history, cancelled, meta)
+    return TrainResult(last_path, best_path, history, cancelled, meta, dict(rep.seconds))
+
+
+def _save_best_head(stems: Stems, model: nn.Module, head: nn.Module, state: dict, meta: dict) -> Path:
+    """Write the best file with the best epoch's head (kept in memory), then put the last head back."""
+    last = {k: v.detach().clone() for k, v in head.state_dict().items()}
+    head.load_state_dict(state)
+    try:
+        return W.save_checkpoint(stems.best_file, model, dict(meta, kind="best"))
+    finally:
+        head.load_state_dict(last)
