@@ -28,8 +28,8 @@ def build_app(weights: str | None = None, data: str | None = None, device: str =
     registry = Registry(weights, data, device, checkpoints_dir)
     # removed when the app is collected or exits; a file written meanwhile must not turn exit into a traceback
     scratch = tempfile.TemporaryDirectory(prefix="alexnet-explainer-", ignore_cleanup_errors=True)
-    trainer = tab_retrain.Trainer(registry)
     lanes = Lanes()
+    trainer = tab_retrain.Trainer(registry, pause=lanes.yield_to_cheap)   # a run lets visitors' passes go first
     with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:   # uploads/outputs older than 1 h go
         gr.Markdown(f"# {TITLE}\nThe 2012 network of Krizhevsky, Sutskever and Hinton, made visible: "
                     "upload a photo and follow it through the layers.")

@@ -1,7 +1,9 @@
 """Retrain: fine-tune or train from scratch on an image folder, with live curves and a cancel button.
 
 One run at a time for the whole server, in a background thread: the Start handler only
-polls it, so explanations keep working while it trains and other visitors see its state.
+polls it, so explanations keep working while it trains and other visitors see its state. The run
+gives way to visitors' cheap passes (classify, saliency, Grad-CAM) before each step and each batch of
+its feature pass (`pause`, app.lanes), so those answer in about their usual time during a training.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import gradio as gr
 from alexnet.data import decode_folder, find_data_dir, list_images
 from alexnet.pack import is_pack
 from alexnet.estimate import estimate
-from alexnet.train import Phase, Progress, TrainConfig, train
+from alexnet.train import FINETUNE_DEPTHS, Phase, Progress, TrainConfig, train
 from app import datasets
 from app.lanes import all_cores
 from app.state import UNTRAINED
@@ -28,8 +30,9 @@ from viz.retraining import gradcam_before_after, held_out, held_out_drift
 class Trainer:
     """The server's single training slot: start, watch, cancel."""
 
-    def __init__(self, registry):
+    def __init__(self, registry, pause=None):
         self.registry = registry
+        self.pause = pause               # called before every step: lets visitors' requests go first
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.cancel = threading.Event()
@@ -73,7 +76,7 @@ class Trainer:
     def _run(self, cfg: TrainConfig) -> None:
         all_cores()                               # this thread may have started during a one-core slow pass
         try:
-            self.result = train(cfg, progress=self._progress, cancel=self.cancel)
+            self.result = train(cfg, progress=self._progress, cancel=self.cancel, pause=self.pause)
         except Exception as e:  # the visitor sees a sentence; the server log keeps the traceback
             import logging
             logging.getLogger("alexnet-explainer").exception("training failed")
@@ -86,7 +89,9 @@ class Trainer:
         if p is None:
             return "starting" if self.running else "idle"
         if p.phase in (Phase.DECODE, Phase.FEATURES):
-            return f"{p.phase}: {p.step}/{p.steps or '?'} images"
+            return f"{p.phase}: {p.step}/{p.steps or '?'} images ({p.time_split()})"
+        if p.phase is Phase.MODEL:
+            return f"loading the model ({p.time_split()})"
         parts = [f"epoch {p.epoch}/{p.epochs}", f"step {p.step}/{p.steps or '?'}"]
         if p.loss is not None:
             parts.append(f"loss {p.loss:.3f}")
@@ -111,6 +116,14 @@ def _summary(tr: Trainer) -> str:
         best = max((h.get("val_acc", 0.0) for h in r.history), default=float("nan"))
         text = (f"**Done** in {(tr.finished or time.time()) - tr.started:.0f} s: best val accuracy {best:.1%}. "
                 f"Checkpoint: `{Path(r.best_checkpoint or r.checkpoint).name}` (now in the Model list).")
+        if tr.last is not None and tr.last.phase_seconds:
+            text += f"\n\nWhere the time went: {tr.last.time_split()}." + (
+                " The photos' features came from the cache: this run only trained the head."
+                if r.meta.get("features_cached") else "")
+        if tr.config is not None and tr.config.recipe == "lesson" and tr.config.mode == "scratch":
+            text += ("\n\nA lesson run: a few epochs at 99 px show the network learning (chance is "
+                     f"{1 / max(1, len(r.meta.get('classes') or [1, 1])):.0%}); it is not a finished model. The "
+                     "fast recipe's 16 epochs at full size are what a real result needs.")
         n_val = (r.meta.get("split") or {}).get("n_val")
         if tr.config is not None and is_pack(tr.config.data or "") and n_val:
             text += (f"\n\nTrained on the flowers pack: {n_val} validation photos, so one photo is "
@@ -127,21 +140,26 @@ def _summary(tr: Trainer) -> str:
 def build(page: Page) -> None:
     tr: Trainer = page.trainer
     reg = page.registry
-    gr.Markdown("**Fine-tune** keeps the chosen model's convolutional layers and trains a new classifier head on "
-                "your folder (fast on a CPU: conv features are computed once). **From scratch** trains the paper "
-                "model. The **fast** recipe learns quickest on a CPU: early epochs at low resolution (131 px, a third "
-                "of the work of 227), random-resized crops, AdamW with a one-cycle schedule and label smoothing. The "
-                "paper's recipe (SGD, momentum 0.9, weight decay 5e-4) needs the ~90-epoch schedule it was made for.")
+    gr.Markdown("**Fine-tune** keeps the chosen model and trains a new last layer (fc8) on your folder: the "
+                "network runs once over the photos (its fc7 features are cached), then the head trains in seconds, "
+                "and a second run on the same photos starts at once. Deeper fine-tunes are one choice away. "
+                "**From scratch** trains the paper model: the **lesson** recipe shows it learning in a few minutes "
+                "(99 px, 3 epochs); the **fast** recipe learns quickest to a real result on a CPU (early epochs at "
+                "131 px, random-resized crops, AdamW one-cycle, label smoothing). The paper's recipe (SGD, momentum "
+                "0.9, weight decay 5e-4) needs the ~90-epoch schedule it was made for.")
     datasets.row(page)
     with gr.Row():
         data = gr.Textbox(label="Dataset folder (one subfolder per class)", value=page.data or "",
                           placeholder="empty: the data set named above")
         mode = gr.Radio([("Fine-tune the selected model", "finetune"), ("From scratch (paper model)", "scratch")],
                         value="finetune", label="Mode")
+    depth = gr.Radio([(f"{what} (--freeze {value})", value) for value, what in FINETUNE_DEPTHS],
+                     value=FINETUNE_DEPTHS[0][0], label="Fine-tune: what trains", elem_id="train-depth")
     with gr.Row():
         epochs = gr.Number(value=0, precision=0, minimum=0, maximum=500,
-                           label="Epochs (0 = the recipe's: fast 16 from scratch, 10 fine-tuning)")
+                           label="Epochs (0 = the recipe's: fast 16 from scratch, lesson 3, 10 fine-tuning)")
         recipe = gr.Radio([("fast (low resolution first, AdamW one-cycle)", "fast"),
+                           ("lesson (from scratch in 3 minutes: 99 px, 3 epochs)", "lesson"),
                            ("modern (AdamW, one-cycle)", "modern"), ("paper (SGD 0.9, step lr)", "paper")],
                           value="fast", label="Recipe")
         lr = gr.Number(value=0, minimum=0, maximum=1.0, label="Learning rate (0 = the recipe's default)")
@@ -172,31 +190,35 @@ def build(page: Page) -> None:
             time.sleep(1.0)
         yield _summary(tr), training_curves(tr.points, tr.epochs), None, None, None, None, None
 
-    def config(folder, mode_v, recipe_v, epochs_v, lr_v, batch_v, limit_v, key) -> TrainConfig:
+    def config(folder, mode_v, depth_v, recipe_v, epochs_v, lr_v, batch_v, limit_v, key) -> TrainConfig:
         root = find_data_dir(folder.strip() or page.data or None)   # refuses missing or non-directory paths
         if mode_v == "finetune" and key == UNTRAINED:
             raise gr.Error("The selected model is untrained: fine-tuning it keeps random conv filters. "
                            "Choose 'From scratch', or select ImageNet weights or a checkpoint first.")
         return TrainConfig(data=str(root), mode=mode_v, weights=None if mode_v == "scratch" else reg.resolve(key),
+                           freeze=depth_v or FINETUNE_DEPTHS[0][0],
                            recipe=recipe_v, epochs=int(epochs_v) or None, lr=float(lr_v) or None,
                            batch_size=int(batch_v) or None, limit=int(limit_v) or None, device=reg.device.type)
 
     @friendly
-    def estimate_time(folder, mode_v, recipe_v, epochs_v, lr_v, batch_v, limit_v, key, progress=gr.Progress()):
+    def estimate_time(folder, mode_v, depth_v, recipe_v, epochs_v, lr_v, batch_v, limit_v, key, progress=gr.Progress()):
         if tr.running:   # timing steps now would slow the run and be slowed by it
             return "A training run is in progress: its own ETA is in the status line below."
-        cfg = config(folder, mode_v, recipe_v, epochs_v, lr_v, batch_v, limit_v, key)
+        cfg = config(folder, mode_v, depth_v, recipe_v, epochs_v, lr_v, batch_v, limit_v, key)
         paths, _, classes = list_images(cfg.data)
         progress(0.2, desc="timing a few training steps")
         est = estimate(cfg, len(paths), len(classes))
         sizes = sorted(set(est.sizes))
-        return (f"**{est.text}** ({len(est.sizes)} epochs on {len(paths)} images"
-                + (f", at {', '.join(map(str, sizes))} px" if mode_v == "scratch" else "") +
-                "; timed from real steps of this model; a folder's first run also decodes its images once).")
+        how = (f", at {', '.join(map(str, sizes))} px" if mode_v == "scratch" else
+               f"; the network's pass over the photos is {est.per_epoch[0] - est.per_epoch[-1]:.0f} s of it, "
+               f"and a second run on the same photos skips it" if len(est.per_epoch) > 1 and
+               est.per_epoch[0] > est.per_epoch[-1] else "")
+        return (f"**{est.text}** ({len(est.sizes)} epochs on {len(paths)} images{how}; timed from real steps of "
+                "this model; a folder's first run also decodes its images once).")
 
     @friendly
-    def run(folder, mode_v, recipe_v, epochs_v, lr_v, batch_v, limit_v, key, image_path):
-        cfg = config(folder, mode_v, recipe_v, epochs_v, lr_v, batch_v, limit_v, key)
+    def run(folder, mode_v, depth_v, recipe_v, epochs_v, lr_v, batch_v, limit_v, key, image_path):
+        cfg = config(folder, mode_v, depth_v, recipe_v, epochs_v, lr_v, batch_v, limit_v, key)
         before = None
         if mode_v == "finetune":
             src = reg.get(key)
@@ -240,12 +262,12 @@ def build(page: Page) -> None:
         tr.cancel.set()
         return "Cancelling: the run stops within one step and writes nothing."
 
-    settings = [data, mode, recipe, epochs, lr, batch, limit, page.model_key]
+    settings = [data, mode, depth, recipe, epochs, lr, batch, limit, page.model_key]
     # On a click only: timing real steps costs seconds of CPU, and must not run behind every keystroke.
     estimate_btn.click(estimate_time, settings, estimate_text, api_name=False, concurrency_limit=1,
                        trigger_mode="always_last")
     outs = [status, curves, cm, wrong, filters, cams, drift_img]
-    start.click(run, [data, mode, recipe, epochs, lr, batch, limit, page.model_key, page.image], outs,
+    start.click(run, settings + [page.image], outs,
                 api_name=False, concurrency_limit=None,
                 # Gradio ignores a click while this button's last event is still finishing ("once");
                 # the Trainer itself refuses a second concurrent run, so every click may reach it

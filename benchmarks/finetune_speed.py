@@ -13,7 +13,7 @@ the shipped pack), each through `alexnet.train.train` exactly as the app's Start
 4. **untrained trunk**: the default on an untrained paper network: what random features are worth.
 5. **old default** (`--freeze conv5`: fc6-fc8 on cached pool5 features with mirrors, 10 epochs of
    batch 128): what the Retrain tab did before; the slow one (~16 min on 2 cores). `--skip-old` skips it.
-6. **lesson** (`--mode scratch --recipe lesson`): the paper network from scratch at 99 px for 4
+6. **lesson** (`--mode scratch --recipe lesson`): the paper network from scratch at 99 px for 3
    epochs, the preset for watching a network learn.
 
 Every run's phase split (decode, model, features, train, val, save) comes from the run's own
@@ -90,7 +90,7 @@ def main(argv=None) -> None:
                 one_run("default on an untrained trunk", cfg("untrained", weights=str(untrained_checkpoint(Path(tmp), shipped))))]
         if not args.skip_old:
             runs.append(one_run("old default: fc6-fc8 on pool5 (+ mirror), 10 epochs", cfg("old", freeze="conv5")))
-        runs.append(one_run("lesson: from scratch, 99 px, 4 epochs", TrainConfig(
+        runs.append(one_run("lesson: from scratch, 99 px, 3 epochs of batch 128", TrainConfig(
             data=data, mode="scratch", recipe="lesson", device="cpu", out=str(Path(tmp) / "lesson"))))
     result = dict(
         benchmark="finetune_speed", data=data, n_images=runs[0]["n_train"] + runs[0]["n_val"],

@@ -13,7 +13,8 @@ and Gradio folder, so nothing from an earlier run helps) and drives headless Chr
    on the map, the gallery, the page round trip).
 4. **offline fine-tune**: the Retrain tab's default Start until "Done" names its checkpoint (the pack's
    decode, the frozen trunk's feature pass and the head's training, end to end). Run 1 only: later
-   runs would measure the same thing again.
+   runs would measure the same thing again. Right after Start, a held-out daisy is uploaded in the
+   Classify tab: its Grad-CAM's wait during the training, against the rose's before it (idle).
 
 Then, in this process, the library calls behind 3 (upload decode, fc7, place, neighbours) timed alone
 on the shipped model and map, median of 20. Prints and writes one JSON object with the load average.
@@ -44,9 +45,10 @@ def _load(name: str):
     return mod
 
 
-def rose() -> Path:
+def example(label: str) -> Path:
+    """The held-out photo of `label` shipped among the app's examples."""
     from app.examples import flower_examples
-    return Path(next(e.path for e in flower_examples() if e.label == "roses"))
+    return Path(next(e.path for e in flower_examples() if e.label == label))
 
 
 def browser_run(finetune: bool) -> dict:
@@ -78,8 +80,11 @@ def browser_run(finetune: bool) -> dict:
                 out["embeddings_first_view_s"] = time.perf_counter() - t0
 
                 tab("Classify & Explain")
-                page.locator("#upload input[type=file]").set_input_files(str(rose()))
+                t0 = time.perf_counter()
+                page.locator("#upload input[type=file]").set_input_files(str(example("roses")))
                 expect(page.locator("#top5")).to_contain_text("%")
+                expect(page.locator("#gradcam img")).to_be_visible()
+                out["gradcam_idle_s"] = time.perf_counter() - t0
                 tab("Embeddings")
                 t0 = time.perf_counter()
                 page.get_by_role("button", name=re.compile("Build the map")).click()
@@ -91,6 +96,15 @@ def browser_run(finetune: bool) -> dict:
                     t0 = time.perf_counter()
                     page.get_by_role("button", name="Start training").click()
                     status = page.locator("#train-status")
+                    expect(status).to_contain_text("Training:")
+                    tab("Classify & Explain")
+                    before = page.locator("#gradcam img").get_attribute("src")
+                    t1 = time.perf_counter()
+                    page.locator("#upload input[type=file]").set_input_files(str(example("daisy")))
+                    expect(page.locator("#gradcam img")).not_to_have_attribute("src", before)
+                    out["gradcam_during_training_s"] = time.perf_counter() - t1
+                    out["training_still_running_then"] = "Training:" in status.inner_text()
+                    tab("Retrain")
                     expect(status).to_contain_text("Done")
                     expect(status).to_contain_text(".safetensors")
                     out["offline_finetune_s"] = time.perf_counter() - t0
@@ -117,7 +131,7 @@ def library_placement(repeats: int = 20) -> dict:
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        x = to_uint8(open_image(rose()))                                        # (3, 256, 256) uint8
+        x = to_uint8(open_image(example("roses")))                                        # (3, 256, 256) uint8
         f = E.fc7_features(model, x[None], meta["mean"], meta["std"], meta["input_size"], cache=False)[0]
         place(m, f)
         map_neighbours(m, f, k=6)
@@ -148,7 +162,8 @@ def main(argv=None) -> None:
         load_average_after=[round(v, 2) for v in os.getloadavg()],
         server_start_s=med("server_start_s"), embeddings_first_view_s=med("embeddings_first_view_s"),
         place_and_neighbours_page_s=med("place_and_neighbours_page_s"),
-        offline_finetune_s=med("offline_finetune_s"), library=lib, runs=runs,
+        offline_finetune_s=med("offline_finetune_s"), gradcam_idle_s=med("gradcam_idle_s"),
+        gradcam_during_training_s=med("gradcam_during_training_s"), library=lib, runs=runs,
         targets=dict(embeddings_first_view_s=2.0, place_and_neighbours_s=0.5, offline_finetune_s=120.0))
     text = json.dumps(result, indent=2)
     print(text)

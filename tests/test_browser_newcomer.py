@@ -76,14 +76,36 @@ def test_an_example_photo_gets_its_place_and_credited_neighbours(page):
     expect(page.locator("#neighbour-credit")).to_contain_text("CC-BY 2.0")
 
 
-def test_retrain_default_start_fine_tunes_on_the_pack(page):
-    retrain_default_start(page)
+def test_retrain_default_start_fine_tunes_on_the_pack_and_a_grad_cam_arrives_meanwhile(page):
+    """The default Start (a new fc8 on the pack's fc7 features); while it runs, a held-out photo uploaded in
+    Classify gets its Grad-CAM (the run gives way to visitors' cheap passes); then Done names the checkpoint
+    and says where the time went."""
+    open_tab(page, "Retrain")
+    expect(page.locator(".data-line").first).to_contain_text("flowers pack")
+    expect(page.locator("#train-depth")).to_contain_text("a new fc8")
+    page.get_by_role("button", name="Start training").click()
+    status = page.locator("#train-status")
+    expect(status).to_contain_text("Training:", timeout=QUICK)
+    open_tab(page, "Classify & Explain")
+    before = page.locator("#gradcam img").get_attribute("src")
+    page.locator("#examples-flowers img").nth(2).click()                 # the held-out rose
+    expect(page.locator("#gradcam img")).not_to_have_attribute("src", before, timeout=QUICK)
+    assert "Training:" in status.inner_text(), "the run ended before the Grad-CAM came: nothing was measured"
+    open_tab(page, "Retrain")
+    retrain_done(page)
+    expect(status).to_contain_text("Where the time went: decode")
+    expect(status).to_contain_text("features")
 
 
 def retrain_default_start(page):
+    """(also run on the installed wheel by tests/test_package.py)"""
     open_tab(page, "Retrain")
     expect(page.locator(".data-line").first).to_contain_text("flowers pack")
     page.get_by_role("button", name="Start training").click()
+    retrain_done(page)
+
+
+def retrain_done(page):
     status = page.locator("#train-status")
     expect(status).to_contain_text("Done", timeout=300_000)
     expect(status).to_contain_text(".safetensors")

@@ -118,3 +118,18 @@ def test_the_estimate_counts_the_feature_pass_and_the_heads_steps():
     assert head.per_epoch[0] > head.per_epoch[1] > 0                     # the feature pass is in the first epoch
     assert deep.per_epoch[1] > head.per_epoch[1]                         # fc6-fc8 steps cost more than fc8's
     assert deep.per_epoch[0] - deep.per_epoch[1] > head.per_epoch[0] - head.per_epoch[1]   # and mirrors, twice the pass
+
+
+def test_the_lesson_recipe_trains_at_99_px_and_writes_once(tmp_path, monkeypatch):
+    folder = make_image_folder(tmp_path / "images", per_class=8, size=80)
+    writes = []
+    real = W.save_checkpoint
+    monkeypatch.setattr(W, "save_checkpoint", lambda path, model, meta: writes.append(path.name) or
+                        real(path, model, meta))
+    cfg = TrainConfig(data=str(folder), mode="scratch", recipe="lesson", width=0.125, image_size=110, device="cpu",
+                      out=str(tmp_path / "lesson"))
+    assert resolve(cfg).input_size == 99 and resolve(cfg).epochs == 3 and resolve(cfg).batch_size == 128
+    r = train(cfg)
+    assert sorted(writes) == ["lesson-best.safetensors", "lesson-last.safetensors"] and len(r.history) == 3
+    model, meta = W.load_checkpoint(r.checkpoint)
+    assert meta["input_size"] == 99 and meta["path"] == "full" and meta["metrics"]["epoch"] == 3

@@ -42,7 +42,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default=c.arch, choices=ARCHS, help="scratch architecture (default: %(default)s)")
     p.add_argument("--recipe", default=c.recipe, choices=tuple(RECIPES),
                    help="fast: modern + random-resized crops, early epochs at low resolution, batch 32 (learns "
-                        "fastest on a CPU); lesson: fast cut to a few minutes from scratch (99 px, 4 epochs: it "
+                        "fastest on a CPU); lesson: fast cut to a few minutes from scratch (99 px, 3 epochs: it "
                         "visibly learns, it is not a real result); modern: AdamW, one-cycle, label smoothing 0.1; "
                         "paper: SGD momentum 0.9, weight decay 5e-4, lr/10 at each third of the run (needs ~90 "
                         "epochs) (default: %(default)s)")

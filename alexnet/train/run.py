@@ -10,7 +10,8 @@ beside requests that draw their own random numbers.
 Files: the full path writes its checkpoints at every epoch's end (minutes apart, so a crash loses
 at most one epoch). The features path trains only the head, an epoch in a fraction of a second, so
 it writes once, at the end: the last head, and the best epoch's head kept in memory until then
-(a model's two files are ~0.5 GB of writes, which would otherwise be most of a second run's time).
+(a model's two files are ~0.5 GB of writes, which would otherwise be most of a second run's time);
+so does a recipe that says save="end" (the three-minute lesson).
 """
 from __future__ import annotations
 
@@ -199,14 +200,15 @@ def _run(cfg: TrainConfig, progress, cancel, dist: dist_.Dist, pause=None) -> Tr
         is_best = score > state["best"]
         state.update(step=loop.step, epoch=epoch + 1, best=max(state["best"], score))
         ending = epoch + 1 == cfg.epochs or (cfg.max_steps is not None and loop.step >= cfg.max_steps)
-        if is_best and use_features:          # the head is small: its best state waits in memory for the end
+        at_end_only = use_features or cfg.save_at_end_only
+        if is_best and at_end_only:           # the best weights wait in memory for the end (a head: MBs)
             best_head = ({k: v.detach().clone() for k, v in net.state_dict().items()}, epoch + 1)
-        if dist.main and (ending or not use_features):
+        if dist.main and (ending or not at_end_only):
             rep.update(phase=Phase.SAVE)
             meta = epoch_meta(row, epoch + 1)
             last_path, best = save_epoch(stems, model, meta, state, optimizer, is_best)
             best_path = best or best_path
-            if use_features and not is_best and best_head is not None:   # an earlier epoch was the best
+            if at_end_only and not is_best and best_head is not None:    # an earlier epoch was the best
                 head_state, best_epoch = best_head
                 best_path = _save_best_head(stems, model, net, head_state,
                                             epoch_meta(history[best_epoch - 1], best_epoch))
