@@ -43,21 +43,30 @@ Record = Callable[[nn.Module, torch.Tensor], dict]
 
 # ---------------------------------------------------------------- keys
 
-def model_hash(model: nn.Module | str | os.PathLike) -> str:
+def model_hash(model: nn.Module | str | os.PathLike, without: str | None = None) -> str:
     """A short key for a model's function: its spec plus a fingerprint of every tensor.
 
     A checkpoint path is hashed byte for byte (sha256). A live model is fingerprinted
     cheaply (~30 ms for 61M parameters): each tensor's name, shape, dtype, sum and a strided
     sample of about 256 values, so any training step or reload changes it. (A float32 sum
     may differ between machines; that costs a cache miss, never a wrong hit.)
+    `without="fc8"` (an AlexNet): the function up to fc7 alone, i.e. the spec without its class
+    count and no fc8 tensors, so a copy fine-tuned with a new fc8 shares its source's fc7 key.
     """
     if isinstance(model, (str, os.PathLike)):
         return sha256_file(model)[:16]
     h = hashlib.blake2b(digest_size=8)
     spec = getattr(model, "spec", None)
-    h.update(repr(spec.to_dict() if spec is not None else model).encode())   # a Sequential: its module list
+    desc = spec.to_dict() if spec is not None else model                     # a Sequential: its module list
+    skip = None
+    if without is not None:
+        desc = {k: v for k, v in desc.items() if k != "num_classes"}
+        skip = model.param_key(without) + "."
+    h.update(repr(desc).encode())
     with torch.no_grad():
         for name, t in model.state_dict().items():
+            if skip is not None and name.startswith(skip):
+                continue
             flat = t.detach().flatten()
             h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
             if flat.numel() and flat.is_floating_point():
@@ -84,6 +93,17 @@ def data_hash(images_or_paths) -> str:
         st = Path(p).stat() if Path(p).exists() else None
         h.update(f"{p}|{st.st_size if st else -1}|{st.st_mtime_ns if st else -1}\n".encode())
     return h.hexdigest()
+
+
+def fc7_key(model: nn.Module, data_key: str, mean, std, input_size: int) -> str:
+    """The store's name for an AlexNet's fc7 over a dataset (centre crops): the Embeddings map's features and
+    the default fine-tune's (a new fc8 on fc7) are one pass, whichever asks first."""
+    return store_key("fc7", model_hash(model, without="fc8"), data_key, mean, std, input_size)
+
+
+def record_fc7(model: nn.Module, x: torch.Tensor) -> dict:
+    """`dataset_pass`'s record for fc7 (after its ReLU): {"fc7": (B, 4096 * width)}."""
+    return {"fc7": model(x, return_activations=True)[1]["fc7"]}
 
 
 def store_key(what: str, model_key: str, data_key: str, mean, std, input_size: int, views=("centre",)) -> str:

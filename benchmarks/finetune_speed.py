@@ -81,8 +81,8 @@ def main(argv=None) -> None:
         shipped = W.read_meta(SHIPPED)
 
         def cfg(name, **kw):
-            return TrainConfig(data=data, mode="finetune", weights=str(SHIPPED), device="cpu",
-                               out=str(Path(tmp) / name), **kw)
+            return TrainConfig(**{**dict(data=data, mode="finetune", weights=str(SHIPPED), device="cpu",
+                                         out=str(Path(tmp) / name)), **kw})
 
         runs = [one_run("default, first (empty cache)", cfg("first")),
                 one_run("default, second (decode and features cached)", cfg("second")),

@@ -133,3 +133,18 @@ def test_the_lesson_recipe_trains_at_99_px_and_writes_once(tmp_path, monkeypatch
     assert sorted(writes) == ["lesson-best.safetensors", "lesson-last.safetensors"] and len(r.history) == 3
     model, meta = W.load_checkpoint(r.checkpoint)
     assert meta["input_size"] == 99 and meta["path"] == "full" and meta["metrics"]["epoch"] == 3
+
+
+def test_a_fine_tune_after_the_embeddings_map_reads_the_maps_fc7(folder, source, tmp_path, monkeypatch):
+    """One fc7 pass per (model, data): the Embeddings tab's (viz.embedding.fc7_features under fc7_key) serves
+    the default fine-tune, whose model has a new fc8 but the source's fc7."""
+    from alexnet import data as D
+    from viz import embedding as E
+    monkeypatch.setenv("ALEXNET_CACHE", str(tmp_path / "fresh-cache"))
+    d = D.decode_folder(folder, 80)
+    model, meta = W.load(source)
+    key = E.fc7_key(model, d.key, meta["mean"], meta["std"], 67)
+    E.fc7_features(model.eval(), d.images, meta["mean"], meta["std"], 67, cache_key=key)
+    monkeypatch.setattr(F, "dataset_pass", lambda *a, **k: pytest.fail("the trunk ran again"))
+    r = train(TrainConfig(data=str(folder), weights=str(source), out=str(tmp_path / "after-map"), **SMALL))
+    assert r.meta["features_cached"] and r.meta["path"] == "features"

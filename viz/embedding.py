@@ -68,14 +68,12 @@ def fc7_features(model: nn.Module, images_uint8: torch.Tensor, mean, std, input_
     """
     key = (cache_key or fc7_key(model, F.data_hash(images_uint8), mean, std, input_size)) if cache else None
     out, _ = F.cached(key, len(images_uint8), lambda: F.dataset_pass(
-        model, images_uint8, input_size, mean, std, record=lambda m, x: {"fc7": m(x, return_activations=True)[1]["fc7"]},
+        model, images_uint8, input_size, mean, std, record=F.record_fc7,
         batch_size=batch_size, device=device, progress=progress), keep=keep, progress=progress)
     return out["fc7"]
 
 
-def fc7_key(model: nn.Module, data_key: str, mean, std, input_size: int) -> str:
-    """The feature store's name for one model's fc7 pass over one dataset."""
-    return F.store_key("fc7", F.model_hash(model), data_key, mean, std, input_size)
+fc7_key = F.fc7_key          # the store's name for a model's fc7 over a dataset (shared with training)
 
 
 # ---------------------------------------------------------------- the 2-D map

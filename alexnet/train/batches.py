@@ -77,12 +77,16 @@ class ImageSource:
 
 class FeatureSource:
     def __init__(self, trunk: nn.Module, head: nn.Module, decoded: D.Decoded, train_idx, val_idx, info: dict,
-                 device, cfg, progress=None):
+                 device, cfg, progress=None, model: nn.Module | None = None):
         self.net = head                                    # what trains: the fc layers after the frozen trunk
         self.batch_size = cfg.batch_size
         t0 = time.perf_counter()
-        tr, va, self.features_cached = trunk_features(trunk, decoded, train_idx, val_idx, info, device, progress,
-                                                      train_views=cfg.train_views)
+        whole = len(train_idx) + len(val_idx) == len(decoded.labels) and decoded.key
+        if model is not None and cfg.head_only and cfg.train_views == ("centre",) and whole:
+            tr, va, self.features_cached = shared_fc7(model, decoded, train_idx, val_idx, info, device, progress)
+        else:
+            tr, va, self.features_cached = trunk_features(trunk, decoded, train_idx, val_idx, info, device, progress,
+                                                          train_views=cfg.train_views)
         self.features_seconds = time.perf_counter() - t0
         self.feats_tr, self.feats_va = tr.to(device), va.to(device)
         labels = decoded.labels.to(device)
@@ -94,6 +98,18 @@ class FeatureSource:
     def val(self, rank: int, world: int):
         pos = torch.arange(len(self.feats_va), device=self.feats_va.device)
         return feature_batches(self.feats_va, self.y_va, pos[rank::world], 512)
+
+
+def shared_fc7(model: nn.Module, decoded: D.Decoded, train_idx, val_idx, info: dict, device, progress=None):
+    """fc7 of every image (centre crop) under alexnet.features.fc7_key, the very pass the Embeddings map
+    stores: a fine-tune after the map was drawn (or a second one) reads it back. -> (train (N, D), val, hit)"""
+    size, mean, std = int(info["input_size"]), info["mean"], info["std"]
+    key = F.fc7_key(model, decoded.key, mean, std, size)
+    arrays, hit = F.cached(key, len(decoded.labels), lambda: F.dataset_pass(
+        model, decoded.images, size, mean, std, record=F.record_fc7, batch_size=128, device=device,
+        progress=progress), progress=progress)
+    fc7 = torch.from_numpy(arrays["fc7"])                  # (N, D) in the decoded folder's order
+    return fc7[train_idx], fc7[val_idx], hit
 
 
 def trunk_features(trunk: nn.Module, decoded: D.Decoded, train_idx, val_idx, info: dict, device, progress=None,

@@ -125,7 +125,7 @@ def _run(cfg: TrainConfig, progress, cancel, dist: dist_.Dist, pause=None) -> Tr
                 pause()
         trunk, head = split_frozen(model, cfg.freeze)
         source = dist.rank0_first(lambda: FeatureSource(trunk, head, decoded, train_idx, val_idx, info, device, cfg,
-                                                        progress=step))
+                                                        progress=step, model=model))
     else:
         source = ImageSource(model, decoded, train_idx, val_idx, info, device, cfg)
     net = source.net
