@@ -19,7 +19,7 @@ from app import datasets
 from app.state import FLOWERS
 from app.ui import Page, friendly
 from viz.embedding import MapCache, fc7_features, fc7_key, neighbour_gallery, patch_gallery, scatter, top_patches
-from viz.fc7_map import Map, map_neighbours, place, shipped_map_for
+from viz.fc7_map import SHIPPED_MAP, Map, load_map, map_neighbours, place, shipped_map_for
 from viz.feature_vis import maximise
 from viz.plots import overlay
 
@@ -31,9 +31,23 @@ class Embedder:
         self.datasets, self.lanes = datasets, lanes
         self.maps = MapCache(maxsize=2)
         self._features: LRU = LRU(maxsize=2)
+        self._plots: LRU = LRU(maxsize=4)
 
     def dataset(self, progress):
         return self.datasets.decoded(progress)
+
+    def plot(self, m: Map, star, title: str):
+        """The map drawn; without a star (the tab opening) the picture is kept, so opening is a lookup."""
+        if star is not None:
+            return scatter(m, star, title=title)
+        return self._plots.get_or_make((hash(m.coords.tobytes()), title), lambda: scatter(m, None, title=title))
+
+    def prewarm(self) -> None:
+        """Draw the shipped map once at start-up (matplotlib's first figure costs ~0.5 s), so the tab opens
+        with a picture ready."""
+        m = load_map(SHIPPED_MAP)
+        if m is not None:
+            self.plot(m, None, map_title(m))
 
     @staticmethod
     def key(loaded, d) -> str:
@@ -96,8 +110,13 @@ PACK_CREDIT = ("Flower photos: TensorFlow flower_photos, CC-BY 2.0 by their Flic
                "names one; all in the package's flowers_pack.json).")
 
 
+def map_title(m: Map) -> str:
+    return f"fc7 of {len(m.coords):,} images"
+
+
 def build(page: Page) -> None:
     emb = Embedder(page.datasets, page.lanes)
+    threading.Thread(target=emb.prewarm, daemon=True, name="embeddings-prewarm").start()
     gr.Markdown("Every flower photo goes through the network once; its 4096 fc7 activations are squeezed to 2-D "
                 "with UMAP. Photos the network finds similar land close together. The paper's Figure 4 makes the "
                 "same point with nearest neighbours: they share a class even when their pixels differ.")
@@ -131,7 +150,7 @@ def build(page: Page) -> None:
             text += ". Upload a photo in the first tab to place it on the map."
         if loaded.notice:
             text += "\n\n" + loaded.notice
-        return text, scatter(m, star, title=f"fc7 of {n:,} images"), items, note
+        return text, emb.plot(m, star, map_title(m)), items, note
 
     @friendly
     def run(path, key, k_n, progress=gr.Progress()):
@@ -147,8 +166,9 @@ def build(page: Page) -> None:
             return (f"{page.datasets.line()}\n\nNo map of this data for this model yet: press **Build the map** "
                     "(it runs the network once over every photo, with progress, and keeps the map on disk)."
                     + (f"\n\n{loaded.notice}" if loaded.notice else "")), None, [], ""
+        shown = view(loaded, m, path, k_n, progress)
         page.datasets.warm()                   # the pack's photos for the neighbours, decoded while the visitor looks
-        return view(loaded, m, path, k_n, progress)
+        return shown
 
     outs = [status, plot, gallery, credit]
     go.click(run, [page.image, page.model_key, k], outs, api_name=False)
