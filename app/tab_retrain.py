@@ -159,7 +159,7 @@ def build(page: Page) -> None:
         epochs = gr.Number(value=0, precision=0, minimum=0, maximum=500,
                            label="Epochs (0 = the recipe's: fast 16 from scratch, lesson 3, 10 fine-tuning)")
         recipe = gr.Radio([("fast (low resolution first, AdamW one-cycle)", "fast"),
-                           ("lesson (from scratch in 3 minutes: 99 px, 3 epochs)", "lesson"),
+                           ("lesson (from scratch in 3 minutes, at 99 px)", "lesson"),
                            ("modern (AdamW, one-cycle)", "modern"), ("paper (SGD 0.9, step lr)", "paper")],
                           value="fast", label="Recipe")
         lr = gr.Number(value=0, minimum=0, maximum=1.0, label="Learning rate (0 = the recipe's default)")

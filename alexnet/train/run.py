@@ -196,6 +196,8 @@ def _run(cfg: TrainConfig, progress, cancel, dist: dist_.Dist, pause=None) -> Tr
         row.update(epoch=epoch + 1, step=loop.step, lr=optimizer.param_groups[0]["lr"],
                    seconds=time.perf_counter() - t0, size=sizes[epoch], wall_s=time.perf_counter() - run_start)
         history.append(row)
+        # the epoch's numbers go out while the phase is still VAL: consumers key validation points on it
+        rep.update(val_acc=row["val_acc"], img_per_s=row["img_per_s"], loss=row["train_loss"], acc=row["train_acc"])
         score = row["val_acc"] if row["val_acc"] is not None else -row["train_loss"]
         is_best = score > state["best"]
         state.update(step=loop.step, epoch=epoch + 1, best=max(state["best"], score))
@@ -213,7 +215,6 @@ def _run(cfg: TrainConfig, progress, cancel, dist: dist_.Dist, pause=None) -> Tr
                 best_path = _save_best_head(stems, model, net, head_state,
                                             epoch_meta(history[best_epoch - 1], best_epoch))
         dist.barrier()
-        rep.update(val_acc=row["val_acc"], img_per_s=row["img_per_s"], loss=row["train_loss"], acc=row["train_acc"])
     use_generator(model, None)
     rep.update(phase=Phase.DONE, eta_s=0.0)
     return TrainResult(last_path, best_path, history, cancelled, meta, dict(rep.seconds))
