@@ -162,13 +162,16 @@ class Registry:
 
     def meta_of(self, key: str) -> dict:
         """A model's sidecar without loading its weights (cached); {} when there is none to read."""
-        if key not in self._metas:
-            try:
-                self._metas[key] = self._read_meta(key)
-            except (weights.WeightsError, OSError, ValueError, KeyError) as e:   # a damaged or vanished file
-                log.warning("cannot read the metadata of %s: %s", key, e)
-                return {}
-        return self._metas[key]
+        with self._lock:
+            if key in self._metas:
+                return self._metas[key]
+        try:
+            meta = self._read_meta(key)                     # file reads outside the lock
+        except (weights.WeightsError, OSError, ValueError, KeyError) as e:   # a damaged or vanished file
+            log.warning("cannot read the metadata of %s: %s", key, e)
+            return {}
+        with self._lock:                                    # _metas is guarded, as forget() expects
+            return self._metas.setdefault(key, meta)
 
     def _read_meta(self, key: str) -> dict:
         path = Path(self.resolve(key))
