@@ -56,23 +56,33 @@ def _seconds_per_batch(cfg, classes: int, size: int, batch: int, device: torch.d
     x = dev_.to_input(torch.randn((batch, 3, size, size), generator=gen), device)
     y = torch.randint(0, classes, (batch,), generator=gen).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def forward():
+        with torch.inference_mode():
+            model(x)
+    model.train(train)
+    return _STEP_CACHE.put(key, _median_seconds((lambda: _step(model, opt, x, y)) if train else forward, device)), 4
+
+
+def _step(net, opt, x, y) -> None:
+    """One optimizer step: forward, loss, backward, update."""
+    loss = F.cross_entropy(net(x), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def _median_seconds(run, device: torch.device, n: int = 4) -> float:
+    """Median seconds of `run()` over n calls, the first dropped (it pays for allocation, AdamW's state
+    and kernel choice)."""
     times = []
-    for _ in range(4):                    # the first step pays for allocation and kernel choice: dropped
+    for _ in range(n):
         t0 = time.perf_counter()
-        if train:
-            model.train()
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        else:
-            model.eval()
-            with torch.inference_mode():
-                model(x)
+        run()
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    return _STEP_CACHE.put(key, statistics.median(times[1:])), len(times)
+    return statistics.median(times[1:])
 
 
 def _head_seconds_per_batch(cfg, classes: int, batch: int, device: torch.device) -> tuple[float, int]:
@@ -93,17 +103,7 @@ def _head_seconds_per_batch(cfg, classes: int, batch: int, device: torch.device)
     y = torch.randint(0, classes, (batch,), generator=gen).to(device)
     opt = torch.optim.AdamW(head.parameters(), lr=1e-4, fused=device.type in ("cpu", "cuda"))
     head.train()
-    times = []
-    for _ in range(4):                    # the first step allocates AdamW's state: dropped
-        t0 = time.perf_counter()
-        loss = F.cross_entropy(head(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return _STEP_CACHE.put(key, statistics.median(times[1:])), len(times)
+    return _STEP_CACHE.put(key, _median_seconds(lambda: _step(head, opt, x, y), device)), 4
 
 
 def estimate(cfg, n_images: int, classes: int = 5) -> Estimate:

@@ -174,7 +174,7 @@ def _run(cfg: TrainConfig, progress, cancel, dist: dist_.Dist, pause=None) -> Tr
             features_cached=source.features_cached, phase_seconds=dict(rep.seconds),
             train_state=dict(step=loop.step, epoch=epoch, epochs=cfg.epochs))
 
-    cancelled, best_head = False, None
+    cancelled, best_state = False, None
     for epoch in range(state["epoch"], cfg.epochs):
         if cfg.max_steps is not None and loop.step >= cfg.max_steps:
             break
@@ -204,27 +204,28 @@ def _run(cfg: TrainConfig, progress, cancel, dist: dist_.Dist, pause=None) -> Tr
         ending = epoch + 1 == cfg.epochs or (cfg.max_steps is not None and loop.step >= cfg.max_steps)
         at_end_only = use_features or cfg.save_at_end_only
         if is_best and at_end_only:           # the best weights wait in memory for the end (a head: MBs)
-            best_head = ({k: v.detach().clone() for k, v in net.state_dict().items()}, epoch + 1)
+            best_state = ({k: v.detach().clone() for k, v in net.state_dict().items()}, epoch + 1)
         if dist.main and (ending or not at_end_only):
             rep.update(phase=Phase.SAVE)
             meta = epoch_meta(row, epoch + 1)
             last_path, best = save_epoch(stems, model, meta, state, optimizer, is_best)
             best_path = best or best_path
-            if at_end_only and not is_best and best_head is not None:    # an earlier epoch was the best
-                head_state, best_epoch = best_head
-                best_path = _save_best_head(stems, model, net, head_state,
-                                            epoch_meta(history[best_epoch - 1], best_epoch))
+            if at_end_only and not is_best and best_state is not None:    # an earlier epoch was the best
+                weights, best_epoch = best_state
+                best_path = _save_best(stems, model, net, weights,
+                                       epoch_meta(history[best_epoch - 1], best_epoch))
         dist.barrier()
     use_generator(model, None)
     rep.update(phase=Phase.DONE, eta_s=0.0)
     return TrainResult(last_path, best_path, history, cancelled, meta, dict(rep.seconds))
 
 
-def _save_best_head(stems: Stems, model: nn.Module, head: nn.Module, state: dict, meta: dict) -> Path:
-    """Write the best file with the best epoch's head (kept in memory), then put the last head back."""
-    last = {k: v.detach().clone() for k, v in head.state_dict().items()}
-    head.load_state_dict(state)
+def _save_best(stems: Stems, model: nn.Module, net: nn.Module, state: dict, meta: dict) -> Path:
+    """Write the best file with the best epoch's weights of `net` (what trained: the head, or the whole model,
+    kept in memory), then put the last epoch's back."""
+    last = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    net.load_state_dict(state)
     try:
         return W.save_checkpoint(stems.best_file, model, dict(meta, kind="best"))
     finally:
-        head.load_state_dict(last)
+        net.load_state_dict(last)
