@@ -103,7 +103,7 @@ def fc7_key(model: nn.Module, data_key: str, mean, std, input_size: int) -> str:
 
 def record_fc7(model: nn.Module, x: torch.Tensor) -> dict:
     """`dataset_pass`'s record for fc7 (after its ReLU): {"fc7": (B, 4096 * width)}."""
-    return {"fc7": model(x, return_activations=True)[1]["fc7"]}
+    return {"fc7": model(x, upto="fc7")}
 
 
 def store_key(what: str, model_key: str, data_key: str, mean, std, input_size: int, views=("centre",)) -> str:

@@ -78,3 +78,23 @@ def test_local_response_norm_equals_torchs_forward_and_backward(size):
     (theirs * w).sum().backward()
     torch.testing.assert_close(x.grad, x2.grad, rtol=1e-4, atol=1e-6)
     assert LocalResponseNorm(size).state_dict() == {}                     # checkpoints are unchanged
+
+
+def test_cpu_inference_shortcuts_give_the_same_numbers_as_the_plain_forward():
+    """Without autograd the convs run CONV_CHUNK photos at a time, ReLU and LRN work in place, and upto="fc7"
+    stops after fc7: every output must equal the forward with autograd on (separate buffers, one batch)."""
+    from alexnet.model import CONV_CHUNK
+    model = build("paper", 5, generator=torch.Generator().manual_seed(0)).eval()
+    x = torch.randn(CONV_CHUNK * 2 + 3, 3, 227, 227, generator=torch.Generator().manual_seed(1))
+    with torch.enable_grad():
+        ref, acts = model(x, return_activations=True)                 # the plain path
+    with torch.no_grad():
+        logits = model(x)                                             # chunked convs, in-place ReLU/LRN
+        fc7 = model(x, upto="fc7")
+        _, acts_ng = model(x, return_activations=True)
+    assert logits.shape == (len(x), 5) and fc7.shape == (len(x), 4096)
+    assert torch.allclose(logits, ref.detach(), atol=1e-5, rtol=1e-4)
+    assert torch.allclose(fc7, acts["fc7"].detach(), atol=1e-5, rtol=1e-4)
+    for name in ("conv1", "pool1", "conv2", "conv5"):
+        assert torch.allclose(acts_ng[name], acts[name].detach(), atol=1e-5, rtol=1e-4), name
+    assert (acts_ng["conv1"] >= 0).all() and acts_ng["conv1"].abs().sum() > 0
