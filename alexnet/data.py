@@ -31,10 +31,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from alexnet.download import sha256_file
+from alexnet.download import DownloadError, download
 from alexnet.errors import UserError
+from alexnet.files import atomic_write_bytes, atomic_write_text, cache_dir, sha256_file
 from alexnet.images import PREPARE_SIZE, ImageError, center_crop, normalize, open_image, square_resize  # center_crop, normalize: re-exported
-from alexnet.weights import atomic_write_bytes, atomic_write_text, cache_dir
+from alexnet.pack import PACK_FILE, is_pack, read_pack
 
 __all__ = ["Decoded", "DataError", "Source", "find_data", "find_data_dir", "FULL", "download_flowers", "prepare_archive", "list_images",
            "decode_folder", "stratified_split", "stratified_subset", "rgb_stats", "normalize", "center_crop", "random_crop_flip",
@@ -84,7 +85,6 @@ class Source:
     def describe(self) -> str:
         """One line for the page: which set, how big, and how to get the full one."""
         if self.is_pack:
-            from alexnet.pack import read_pack
             return (f"{read_pack(self.path).describe}; the full set is a {FLOWERS_BYTES / 2**20:.0f} MB download, "
                     f"or start with --data DIR for your own photos")
         paths, _, classes = list_images(self.path)
@@ -115,7 +115,6 @@ def find_data(data: str | os.PathLike | None = None) -> Source:
         return Source(prepared, FROM_CACHE)
     if SHARED_FLOWERS.is_dir() and os.environ.get(IGNORE_SHARED, "") in ("", "0"):
         return Source(SHARED_FLOWERS, FROM_SHARED)
-    from alexnet.pack import PACK_FILE
     return Source(PACK_FILE, FROM_PACK)
 
 
@@ -125,7 +124,6 @@ def find_data_dir(data: str | os.PathLike | None = None) -> Path:
 
 
 def _check(path: Path, given_by: str) -> Path:
-    from alexnet.pack import is_pack
     if not (path.is_dir() or is_pack(path)):
         raise DataError(f"{given_by} points at {path}, which is not a folder. Give an image folder with one "
                         f"sub-folder per class (--data DIR or {ENV_VAR}=DIR).")
@@ -162,7 +160,6 @@ def download_flowers(dest: str | os.PathLike | None = None, progress: bool = Tru
 
 def _download(url: str, path: Path, sha256: str | None, progress: bool, report=None) -> None:
     """Stream `url` to `path` with a progress bar; the file appears only if its checksum is right."""
-    from alexnet.download import DownloadError, download
     try:
         download(url, path, sha256=sha256, bar=progress, report=report)
     except DownloadError as e:
@@ -235,7 +232,6 @@ def list_images(root: str | os.PathLike) -> tuple[list[Path], list[int], list[st
 
     The flowers pack (a file, alexnet.pack) lists its photos as paths under the pack file."""
     root = Path(root)
-    from alexnet.pack import is_pack, read_pack
     if is_pack(root):
         pack = read_pack(root)
         return [root / f for f in pack.files], pack.labels.tolist(), list(pack.classes)
@@ -283,9 +279,8 @@ def decode_folder(root: str | os.PathLike, size: int = PREPARE_SIZE, cache: bool
     `root` may also be the flowers pack file (alexnet.pack), decoded the same way in about a second.
     """
     root = Path(root)
-    from alexnet.pack import decode_pack, is_pack
     if is_pack(root):
-        return decode_pack(root, size, progress=progress)
+        return _decode_pack(root, size, progress)
     paths, labels, classes = list_images(root)
     key = _cache_key(root, paths, size)
     cache_file = cache_dir() / "decoded" / f"{root.name}-{size}-{key}.safetensors"
@@ -317,6 +312,22 @@ def decode_folder(root: str | os.PathLike, size: int = PREPARE_SIZE, cache: bool
     if cache:
         _save_decoded(cache_file, out)
     return out
+
+
+def _decode_pack(path: Path, size: int, progress=None) -> Decoded:
+    """The flowers pack (alexnet.pack) decoded the folder's way (shorter side `size`, centre crop)."""
+    pack = read_pack(path)
+    images = torch.empty((len(pack), 3, size, size), dtype=torch.uint8)
+    with ThreadPoolExecutor(max_workers=2) as pool:          # PIL releases the GIL while decoding
+        decoded = pool.map(lambda i: np.asarray(square_resize(open_image(pack.jpeg(i)), size)), range(len(pack)))
+        for i, hwc in enumerate(decoded):
+            images[i] = torch.from_numpy(hwc).permute(2, 0, 1)   # (S, S, 3) -> (3, S, S)
+            if progress is not None:
+                progress(i + 1, len(pack))
+    root = Path(pack.path)
+    return Decoded(images, torch.from_numpy(pack.labels.copy()), list(pack.classes),
+                   [str(root / f) for f in pack.files], [], pack.data_key(size), str(root),
+                   dict(pack=True, credits=list(pack.credits)))
 
 
 def _save_decoded(path: Path, d: Decoded) -> None:

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from alexnet.weights import atomic_write_bytes
+from alexnet.files import atomic_write_bytes
 
 TIMEOUT_S = 30        # per socket operation: a dead network fails in seconds, a slow one still downloads
 
@@ -35,15 +35,6 @@ def _cause(e: BaseException, url: str = "") -> str:
     if isinstance(e, urllib.error.HTTPError):
         return f"the server answered HTTP {e.code}"
     return f"no network? {reason}"
-
-
-def sha256_file(path) -> str:
-    """The SHA-256 of a file, read in 1 MiB blocks (an archive or a checkpoint is hundreds of MB)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def download(url: str, path: Path, sha256: str | None = None, sha256_prefix: str | None = None,

@@ -27,10 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from alexnet import device as D
-from alexnet.download import sha256_file
+from alexnet import device as dev_
 from alexnet.images import center_crop, normalize, ten_crop
-from alexnet.weights import atomic_write_bytes, cache_dir
+from alexnet.files import atomic_write_bytes, cache_dir, sha256_file
 
 FEATURES_DIR = "features"            # under alexnet.weights.cache_dir()
 CACHE_VERSION = 2                    # bump when a pass changes, so old files are not reused (1: the .npz era)
@@ -165,7 +164,7 @@ def dataset_pass(model: nn.Module, images: torch.Tensor, input_size: int, mean, 
         raise ValueError("no images to run")
     record = record or (lambda m, x: {"out": m(x)})
     if device is not None:
-        dev = D.pick(device)
+        dev = dev_.pick(device)
         model.to(dev)
     else:
         p = next(model.parameters(), None)
@@ -174,12 +173,12 @@ def dataset_pass(model: nn.Module, images: torch.Tensor, input_size: int, mean, 
     model.eval()
     n, parts = len(order), []
     try:
-        with torch.inference_mode(), D.autocast(dev):
+        with torch.inference_mode(), dev_.autocast(dev):
             for start in range(0, n, batch_size):
                 u = images[order[start:start + batch_size].to(images.device)].to(dev)        # (B, 3, H, W) uint8
                 # channels_last: without autograd, oneDNN's convolutions (and LRN's 1x1 one) run ~20% faster
                 # on a CPU in that layout (training keeps the default; see alexnet.device.memory_format)
-                crops = [normalize(D.to_input(c, dev), mean, std).contiguous(memory_format=torch.channels_last)
+                crops = [normalize(dev_.to_input(c, dev), mean, std).contiguous(memory_format=torch.channels_last)
                          for c in _views(u, input_size, views)]
                 parts.append(_output(record, model, crops))
                 if progress is not None:

@@ -1,6 +1,6 @@
 """The flowers pack: a few hundred credited flower photos shipped as ONE file, so every tab works offline.
 
-    d = decode_pack()                      # an alexnet.data.Decoded, like a decoded folder: (N, 3, 256, 256) uint8
+    d = alexnet.data.decode_folder(PACK_FILE)   # a Decoded, like a decoded folder: (N, 3, 256, 256) uint8
     pack = read_pack()                     # classes, files, credits; pack.jpeg(i) is one photo's original bytes
 
 The pack is `assets/flowers_pack.safetensors` (arrays only: the photos' original JPEG bytes laid end to
@@ -26,9 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.numpy import load_file, save_file
 
+from alexnet.compact import SHIPPED
 from alexnet.errors import UserError
-from alexnet.weights import ASSETS, atomic_write_bytes, atomic_write_text
+from alexnet.files import ASSETS, atomic_write_bytes, atomic_write_text, sha256_file
+from alexnet.images import PREPARE_SIZE
 
 PACK_FILE = ASSETS / "flowers_pack.safetensors"
 FORMAT = "alexnet-explainer/flowers-pack/1"
@@ -58,7 +61,6 @@ class Pack:
 
     def data_key(self, size: int | None = None) -> str:
         """`Decoded.key` of the pack decoded at `size`: names the feature passes and maps made on it."""
-        from alexnet.images import PREPARE_SIZE
         return f"pack-{self.key}-{size or PREPARE_SIZE}"
 
     def credit(self, i: int) -> str:
@@ -78,8 +80,6 @@ def is_pack(path) -> bool:
 @functools.lru_cache(maxsize=2)
 def read_pack(path: str | Path = PACK_FILE) -> Pack:
     """The pack at `path` (default: the shipped one); a UserError naming the fix when it is missing."""
-    from safetensors.numpy import load_file
-    from alexnet.download import sha256_file
     path = Path(path)
     side = path.with_suffix(".json")
     if not (path.is_file() and side.is_file()):
@@ -91,26 +91,6 @@ def read_pack(path: str | Path = PACK_FILE) -> Pack:
     a = load_file(str(path))
     return Pack(path, meta["classes"], meta["files"], meta["credits"], a["labels"].astype(np.int64),
                 a["offsets"].astype(np.int64), a["jpeg"], sha256_file(path)[:24])
-
-
-def decode_pack(path: str | Path = PACK_FILE, size: int | None = None, progress=None):
-    """The pack as an `alexnet.data.Decoded`, decoded the folder's way (shorter side `size`, centre crop)."""
-    from concurrent.futures import ThreadPoolExecutor
-    from alexnet.data import Decoded
-    from alexnet.images import PREPARE_SIZE, open_image, square_resize
-    pack = read_pack(path)
-    size = size or PREPARE_SIZE
-    images = torch.empty((len(pack), 3, size, size), dtype=torch.uint8)
-    with ThreadPoolExecutor(max_workers=2) as pool:          # PIL releases the GIL while decoding
-        decoded = pool.map(lambda i: np.asarray(square_resize(open_image(pack.jpeg(i)), size)), range(len(pack)))
-        for i, hwc in enumerate(decoded):
-            images[i] = torch.from_numpy(hwc).permute(2, 0, 1)   # (S, S, 3) -> (3, S, S)
-            if progress is not None:
-                progress(i + 1, len(pack))
-    root = Path(pack.path)
-    return Decoded(images, torch.from_numpy(pack.labels.copy()), list(pack.classes),
-                   [str(root / f) for f in pack.files], [], pack.data_key(size), str(root),
-                   dict(pack=True, credits=list(pack.credits)))
 
 
 # ---------------------------------------------------------------- building it (a maintainer's command)
@@ -140,8 +120,6 @@ def pick(held_out: list[str], classes: list[str], credits: dict[str, str], per_c
 
 def build(data: Path, per_class: int = PER_CLASS, out: Path = PACK_FILE, seed: int = 0) -> Pack:
     """Copy the picked photos' bytes from `data` into the pack and write its sidecar; both land whole."""
-    from safetensors.numpy import save_file
-    from alexnet.compact import SHIPPED
     model = json.loads(SHIPPED.with_suffix(".json").read_text())
     license_txt = data / "LICENSE.txt"
     if not license_txt.is_file():

@@ -5,209 +5,43 @@
 - Caffe/BVLC arrays into the paper model: the common `bvlc_alexnet.npy` (a dict
   layer -> [weight, bias], HWIO, BGR input channels) and `.npz` files in OIHW/RGB
   (the layout of assets/bvlc_alexnet_conv1.npz). Partial files load what they have.
-- Project checkpoints: `<name>.safetensors` + `<name>.json`, both written atomically.
-  The sidecar's content is also embedded in the safetensors header, so weights and
-  their description can never be torn apart by a crash between two renames.
+- Project checkpoints (alexnet.checkpoint's format), the compact shipped model (alexnet.compact).
+
+`load(source)` is the one door the app and the CLIs use. The names of alexnet.checkpoint and
+alexnet.files are re-exported here (`W.read_meta`, `W.cache_dir`) for callers above this module;
+modules below it (download, data, features, pack, compact) import those two leaves directly.
 """
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import os
 import pickle
-import tempfile
 import warnings
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import load_file
 from torch import nn
 
-from alexnet.errors import UserError
+from alexnet.checkpoint import (  # noqa: F401  (re-exported: W.read_meta and friends are the public names)
+    CAFFE_MEAN, CAFFE_STD, COMPACT_FORMAT, FORMAT, IMAGENET_MEAN, IMAGENET_STD, WeightsError, _layer_of, _stem, _with,
+    imagenet_classes, list_checkpoints, load_state_dict_checked, make_meta, read_meta, save_checkpoint)
+from alexnet.compact import load_compact
+from alexnet.download import DownloadError, download
+from alexnet.files import ASSETS, atomic_write_bytes, atomic_write_text, cache_dir  # noqa: F401  (re-exported)
 from alexnet.model import CONV_LAYERS, FC_LAYERS, AlexNet, build, from_spec
-
-# Files the app ships: the repository's assets/, installed as the package alexnet.assets (pyproject.toml),
-# found the same way from an editable install and a wheel; pip unpacks wheels, so this is a real folder.
-ASSETS = Path(str(resources.files("alexnet.assets")))
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-# Caffe fed BGR 0-255 minus the mean pixel (104, 117, 123); on RGB 0-1 inputs that is:
-CAFFE_MEAN = (123 / 255, 117 / 255, 104 / 255)
-CAFFE_STD = (1 / 255, 1 / 255, 1 / 255)
-FORMAT = "alexnet-explainer/1"
-COMPACT_FORMAT = "alexnet-explainer/compact-svd/1"   # the shipped model's layout (alexnet.compact)
-
-
-class WeightsError(UserError):
-    """A weights file that cannot be used; the message says which layer and why."""
-
-
-def cache_dir() -> Path:
-    """Where checkpoints, features and prepared data live; ALEXNET_CACHE overrides."""
-    d = Path(os.environ.get("ALEXNET_CACHE") or Path.home() / ".cache" / "alexnet-explainer")
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-def imagenet_classes() -> list[str]:
-    """The 1000 ILSVRC-2012 class names in the order of both torchvision and BVLC outputs."""
-    return (ASSETS / "imagenet_classes.txt").read_text().splitlines()
-
-
-def make_meta(model: AlexNet, classes: list[str] | None = None, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-              source: str = "", **extra) -> dict:
-    """The sidecar: everything needed to rebuild, preprocess and label, plus metrics."""
-    spec = model.spec.to_dict()
-    classes = list(classes) if classes is not None else [f"class {i}" for i in range(spec["num_classes"])]
-    if len(classes) != spec["num_classes"]:
-        raise WeightsError(f"{len(classes)} class names for a model with {spec['num_classes']} outputs")
-    meta = dict(format=FORMAT, spec=spec, arch=spec["arch"], classes=classes, input_size=model.spec.input_size,
-                mean=list(mean), std=list(std), metrics={}, split_seed=None, source=source,
-                created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    meta.update(extra)
-    return meta
-
-
-# ---------------------------------------------------------------- atomic writes
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call `write(tmp_path)`, fsync, then rename over `path`: readers see old or new, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())                   # mkstemp makes 0600; a saved file gets the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    """The process umask, read without setting it (os.umask would change it for every thread for a moment)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except OSError:
-        pass
-    return 0o022
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, lambda tmp: Path(tmp).write_text(text))
-
-
-# ---------------------------------------------------------------- project checkpoints
-
-def _stem(path) -> Path:
-    """'runs/flowers-acc0.93(.safetensors)' -> 'runs/flowers-acc0.93': dots inside a name are kept."""
-    path = Path(path)
-    return path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
-
-
-def _with(stem: Path, ext: str) -> Path:
-    return stem.with_name(stem.name + ext)   # not with_suffix: it would cut 'acc0.93' to 'acc0'
-
-
-def _sweep_orphans(directory: Path, max_age_s: float = 3600.0) -> None:
-    """Remove temp files of saves that were killed (older than an hour, so never a save in progress)."""
-    import time
-    for t in directory.glob(".*.tmp"):
-        try:
-            if time.time() - t.stat().st_mtime > max_age_s:
-                t.unlink()
-        except OSError:
-            pass
-
-
-def save_checkpoint(path, model: AlexNet, meta: dict) -> Path:
-    """Write `<path>.safetensors` and `<path>.json` atomically; return the .safetensors path."""
-    stem = _stem(path)
-    weights = _with(stem, ".safetensors")
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    header = {"alexnet_explainer": json.dumps(meta)}
-    atomic_write_bytes(weights, lambda tmp: save_file(tensors, tmp, metadata=header))
-    atomic_write_text(_with(stem, ".json"), json.dumps(meta, indent=2))
-    _sweep_orphans(weights.parent)
-    return weights
-
-
-def read_meta(path) -> dict:
-    """The checkpoint's metadata: from the safetensors header (written with the weights), else the sidecar."""
-    stem = _stem(path)
-    weights = _with(stem, ".safetensors")
-    if not weights.exists():
-        raise WeightsError(f"no checkpoint at {weights}")
-    try:
-        with safe_open(str(weights), framework="pt") as f:
-            header = (f.metadata() or {}).get("alexnet_explainer")
-    except Exception as e:  # safetensors raises its own error types for a damaged header
-        raise WeightsError(f"{weights.name} is not a readable safetensors file ({e})") from e
-    if header:
-        return json.loads(header)
-    sidecar = _with(stem, ".json")
-    if not sidecar.exists():
-        raise WeightsError(f"{weights.name} has no metadata and no {sidecar.name} sidecar: cannot tell its architecture")
-    return json.loads(sidecar.read_text())
 
 
 def load_checkpoint(path, device: str | torch.device = "cpu") -> tuple[AlexNet, dict]:
     """Rebuild the model its metadata describes and load its weights (no pickle involved)."""
     meta = read_meta(path)
     if meta.get("format") == COMPACT_FORMAT:            # fc6/fc7 as SVD factors (alexnet.compact)
-        from alexnet.compact import load_compact
         model, meta = load_compact(_with(_stem(path), ".safetensors"))
         return model.to(device), meta
     model = from_spec(meta["spec"])
-    from safetensors.torch import load_file
     state = load_file(str(_with(_stem(path), ".safetensors")), device="cpu")
     load_state_dict_checked(model, state)
     return model.to(device).eval(), meta
-
-
-def list_checkpoints(directory=None) -> list[Path]:
-    """Project checkpoints in `directory` (default: the cache's checkpoints/), newest first."""
-    d = Path(directory) if directory else cache_dir() / "checkpoints"
-    if not d.is_dir():
-        return []
-    return sorted(d.glob("*.safetensors"), key=lambda p: p.stat().st_mtime, reverse=True)
-
-
-# ---------------------------------------------------------------- checked loading
-
-def _layer_of(model: AlexNet, key: str) -> str:
-    for name in CONV_LAYERS + FC_LAYERS:
-        if key.startswith(model.param_key(name) + "."):
-            return name
-    return key
-
-
-def load_state_dict_checked(model: AlexNet, state: dict, strict: bool = True) -> list[str]:
-    """load_state_dict with messages that name the layer and both shapes; returns the keys loaded."""
-    own = model.state_dict()
-    for k, v in state.items():
-        if k in own and tuple(own[k].shape) != tuple(v.shape):
-            raise WeightsError(
-                f"layer {_layer_of(model, k)} ({k}): the file has shape {tuple(v.shape)}, "
-                f"this {model.spec.arch} model needs {tuple(own[k].shape)}")
-    unexpected = sorted(set(state) - set(own))
-    missing = sorted(set(own) - set(state))
-    if strict and (unexpected or missing):
-        raise WeightsError(
-            f"the file does not fit the {model.spec.arch} architecture: "
-            + (f"missing {', '.join(missing[:6])}" if missing else "")
-            + ("; " if missing and unexpected else "")
-            + (f"unexpected {', '.join(unexpected[:6])}" if unexpected else ""))
-    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
-    return sorted(set(state) & set(own))
 
 
 def safe_torch_load(path) -> dict:
@@ -256,7 +90,6 @@ def download_imagenet(report=None, bar: bool = True) -> Path:
     WeightsError with one sentence naming the cause and the way out (IMAGENET_OFFLINE). The file
     name carries the first hex digits of its SHA-256 (torchvision's convention): checked.
     """
-    from alexnet.download import DownloadError, download
     path = imagenet_weights_path()
     if not path.exists():
         try:

@@ -38,9 +38,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import torch
 from torch import nn
 
-CHEAP, SLOW = "cheap", "slow"
+from viz.methods import CHEAP, SLOW, is_cheap
+
 CORES = torch.get_num_threads()          # intra-op threads torch uses at start-up (honours OMP_NUM_THREADS)
-CHEAP_METHODS = frozenset({"saliency", "gradcam", "guided_backprop"})   # one forward + one backward
 
 
 class ShuttingDown(RuntimeError):
@@ -58,8 +58,8 @@ def all_cores() -> None:
 
 
 def lane_of(method: str) -> str:
-    """The lane an attribution method belongs in (classify is always cheap)."""
-    return CHEAP if method in CHEAP_METHODS else SLOW
+    """The lane an attribution method belongs in: its record's cost (viz.methods; classify is always cheap)."""
+    return CHEAP if is_cheap(method) else SLOW
 
 
 class Lanes:

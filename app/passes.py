@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from alexnet import device as D
+from alexnet import device as dev_
 from app.lanes import Batcher, Lanes
 from viz.attribution import Panel, panels
 
@@ -32,7 +32,7 @@ class Passes:
 def _forward(items) -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
     loaded = items[0][0]                                        # one key: one model for the whole batch
     x = torch.cat([x for _, x in items])                        # B x (1, 3, S, S) -> (B, 3, S, S)
-    with loaded.lock, torch.inference_mode(), D.autocast(x.device):
+    with loaded.lock, torch.inference_mode(), dev_.autocast(x.device):
         logits, acts = loaded.model(x, return_activations=True)   # (B, K), {layer: (B, ...)}
     # each image's own rows, copied: a cached image's activations must not pin the whole batch
     return [(logits[i:i + 1].clone(), {k: v[i:i + 1].clone() for k, v in acts.items()}) for i in range(len(items))]

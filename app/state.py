@@ -15,12 +15,13 @@ from pathlib import Path
 
 import torch
 
-from alexnet import device as D
+from alexnet import device as dev_
 from alexnet import images, weights
-from alexnet.bvlc import BVLC_SOURCE
 from alexnet.compact import SHIPPED
 from alexnet.lru import LRU
 from alexnet.model import build
+from app import text
+from app.text import knows_line, partial_notice, start_label
 
 log = logging.getLogger("alexnet-explainer")
 UNTRAINED = "untrained"
@@ -28,12 +29,6 @@ IMAGENET = "imagenet"
 FLOWERS = "flowers"      # the compact model shipped in assets/ (alexnet.compact)
 GIVEN = "given"          # the --weights file
 CKPT = "checkpoint:"     # + a file name in the checkpoints folder
-UNTRAINED_NOTICE = ("**This model is untrained** (random weights): its top-5 and every explanation below are "
-                    "noise, shown so you can see what the pipeline does. Load ImageNet weights or train it on the "
-                    "flowers in the Retrain tab to get meaningful pictures.")
-PARTIAL_NOTICE = ("**This model is only partly trained**: the file gave {loaded} and nothing for {missing}, which "
-                  "keep random weights. Its top-5 and every explanation are noise; the loaded layers' filters "
-                  "(Filters tab) are real.")
 
 
 @dataclass
@@ -64,7 +59,7 @@ class Loaded:
     @property
     def notice(self) -> str:
         if not self.trained:
-            return UNTRAINED_NOTICE
+            return text.UNTRAINED_NOTICE
         if self.partial:
             return partial_notice(self.partial)
         return ""
@@ -90,31 +85,7 @@ class Loaded:
         """An upload -> (1, 3, S, S) input on the model's device, and the validated RGB image."""
         img = images.open_image(upload)
         x = images.preprocess(img, self.meta["input_size"], self.meta["mean"], self.meta["std"])
-        return D.to_input(x, next(self.model.parameters()).device), img
-
-
-def partial_notice(report: dict) -> str:
-    """PARTIAL_NOTICE for a load report (alexnet.weights.load_caffe's `loaded` / `missing` layers)."""
-    return PARTIAL_NOTICE.format(loaded=", ".join(report["loaded"]) or "no layer", missing=", ".join(report["missing"]))
-
-
-def knows_line(classes: list[str]) -> str:
-    """What a model can name: a flowers model answers with one of its classes whatever the photo shows."""
-    if len(classes) >= 1000:
-        return f"Knows the {len(classes):,} ImageNet classes."
-    return (f"Knows only {len(classes)} classes: {', '.join(classes)}. Whatever the photo shows, the answer is one "
-            f"of these; for 1,000 ImageNet classes choose torchvision ImageNet (a 233 MB download).")
-
-
-def start_label(meta: dict) -> str:
-    """How a checkpoint's weights began, in words (the sidecar's `source`)."""
-    src = str(meta.get("source") or "")
-    if src.startswith(BVLC_SOURCE):
-        on = "flowers" if "flower" in str(meta.get("data") or "") else "this data"
-        return f"conv1 from BVLC ImageNet, the rest trained on {on}"
-    if src == "scratch":
-        return "trained fully from scratch"
-    return f"fine-tuned from {Path(src).name}" if src else ""
+        return dev_.to_input(x, next(self.model.parameters()).device), img
 
 
 class Registry:
@@ -124,7 +95,7 @@ class Registry:
                  checkpoints_dir: str | Path | None = None, keep: int = 2, shipped: str | Path | None = SHIPPED):
         self.weights_arg = weights_arg
         self.data = data
-        self.device = D.pick(device)
+        self.device = dev_.pick(device)
         self.checkpoints_dir = Path(checkpoints_dir) if checkpoints_dir else weights.cache_dir() / "checkpoints"
         self.shipped = Path(shipped) if shipped and Path(shipped).is_file() else None
         self._loaded: LRU[Loaded] = LRU(keep)                 # the models in memory
@@ -213,21 +184,10 @@ class Registry:
         return self.choices()[0][1]
 
     def banner(self, key: str) -> str:
-        """What the page says above every tab: which model, what it knows, and whether to trust it."""
+        """What the page says above every tab about model `key` (the words are app.text.banner's)."""
         label = dict((k, lbl) for lbl, k in self.choices()).get(key, key)
-        msg = f"**Model:** {label} · device: `{self.device.type}`"
-        if key == UNTRAINED:
-            return msg + "\n\n" + UNTRAINED_NOTICE
-        meta = self.meta_of(key)
-        if meta.get("classes"):
-            msg += "\n\n" + knows_line(meta["classes"])
-        acc = (meta.get("metrics") or {}).get("val_top1")
-        if acc is not None:
-            msg += f" Held-out accuracy {acc:.1%}."
-        report = meta.get("load_report") or {}
-        if report.get("partial"):
-            msg += "\n\n" + partial_notice(report)
-        return msg
+        untrained = key == UNTRAINED
+        return text.banner(label, self.device.type, {} if untrained else self.meta_of(key), untrained)
 
     # -------------------------------------------------------------- loading
     def get(self, key: str | None = None, progress=None) -> Loaded:
@@ -257,7 +217,7 @@ class Registry:
         else:
             model, meta = weights.load(self.resolve(key))
             trained = True
-        model = D.prepare(model, self.device).eval()
+        model = dev_.prepare(model, self.device).eval()
         return self._loaded.put(key, Loaded(key, model, meta, trained, key))
 
     def forward(self, loaded: Loaded, upload, run=None) -> tuple[torch.Tensor, dict, torch.Tensor, "images.Image.Image"]:
@@ -274,7 +234,7 @@ class Registry:
         return logits, acts, x, img
 
     def _forward(self, loaded: Loaded, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        with loaded.lock, torch.inference_mode(), D.autocast(self.device):
+        with loaded.lock, torch.inference_mode(), dev_.autocast(self.device):
             return loaded.model(x, return_activations=True)
 
     @staticmethod

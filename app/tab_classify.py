@@ -1,5 +1,5 @@
 """Classify & Explain: top-5, any class (or class A minus class B) with any method, Grad-CAM at any conv
-layer, all six methods side by side, raw maps as .npy, and the checks on demand."""
+layer, every method side by side, raw maps as .npy, and the checks on demand."""
 from __future__ import annotations
 
 import gradio as gr
@@ -14,19 +14,10 @@ from app.ui import Page, UploadImage, friendly, need_image
 from viz.attribution import (CAM_LAYER, check_method, class_index, explain, layer_cams, overlay_image,
                              predicted_class)
 from viz.compare import compare_methods
+from viz.methods import METHODS, names
 from viz.plots import figure_to_image, overlay_row
 from viz.sanity import faithfulness, sanity_check
 
-METHOD_LABELS = {
-    "saliency": "Saliency (gradient)",
-    "integrated_gradients": "Integrated Gradients (32 steps)",
-    "smoothgrad": "SmoothGrad (16 noisy copies)",
-    "guided_backprop": "Guided Backprop",
-    "gradcam": "Grad-CAM (at the layer chosen below)",
-    "occlusion": "Occlusion (slow on CPU)",
-}
-# The cascading-randomisation check repeats each method once per layer: keep the slow ones out by default.
-CHECK_METHODS = ("saliency", "guided_backprop", "gradcam")
 TOP1 = ("the predicted class (top-1)", "")
 NONE = ("none", "")
 ALL_LAYERS = "all"
@@ -80,7 +71,7 @@ def build(page: Page) -> None:
             if others:
                 gr.Examples([e.path for e in others], inputs=img, elem_id="examples-others",
                             label="Not flowers: " + ", ".join(e.label for e in others) + " (from matplotlib and scikit-learn)")
-            method = gr.Dropdown([(v, k) for k, v in METHOD_LABELS.items()], value="saliency",
+            method = gr.Dropdown([(m.label, m.name) for m in METHODS.values()], value="saliency",
                                  label="Attribution method", elem_id="method")
             with gr.Row():
                 target = gr.Dropdown([TOP1], value="", label="Explain class (or click one in the top-5)",
@@ -101,7 +92,7 @@ def build(page: Page) -> None:
         layer = gr.Dropdown(LAYER_CHOICES, value="conv5", label="Grad-CAM layer", elem_id="cam-layer")
     layers_img = gr.Image(label="Grad-CAM at conv1-conv5, one scale", type="pil", interactive=False,
                           visible=False, elem_id="cam-layers")
-    with gr.Accordion("Compare all six methods for this image and class", open=False):
+    with gr.Accordion(f"Compare all {len(METHODS)} methods for this image and class", open=False):
         compare_btn = gr.Button("Compare (occlusion last; about 10-20 s on a CPU)")
         compare_img = gr.Image(label="Every method, with its run time", type="pil", interactive=False,
                                elem_id="compare-grid")
@@ -260,14 +251,14 @@ def build(page: Page) -> None:
         loaded = reg.get(key, progress)
         t, c = chosen(loaded, target_v, contrast_v)
 
-        def work(who):                                   # six methods, occlusion among them: the slow lane
+        def work(who):                                   # every method, occlusion among them: the slow lane
             x, _ = who.prepare(path)
             with who.lock:
                 target = t if t is not None else predicted_class(who.model, x)
                 classes = who.meta["classes"]
                 title = f"why '{classes[target]}'" + (f" and not '{classes[c]}'" if c is not None else "")
                 return compare_methods(who.model, x, target, meta=who.meta, contrast=c, title=title,
-                                       progress=lambda i, n, name: progress(i / n, desc=f"{METHOD_LABELS[name]} ({i + 1}/{n})"))
+                                       progress=lambda i, n, name: progress(i / n, desc=f"{METHODS[name].label} ({i + 1}/{n})"))
         return lanes.run_slow(loaded, work).grid
 
     @friendly
@@ -275,18 +266,20 @@ def build(page: Page) -> None:
         need_image(path)
         loaded = reg.get(key)
 
+        quick = names(quick_check=True)                  # the check repeats each once per layer: one-pass ones
+
         def work(who):                                   # a pass per layer and method: the slow lane
             x, _ = who.prepare(path)
             progress(0.1, desc="cascading randomisation (fc8 down to conv1)")
             with who.lock:
-                s = sanity_check(who.model, x, methods=CHECK_METHODS)
+                s = sanity_check(who.model, x, methods=quick)
                 progress(0.6, desc="deletion and insertion curves")
-                return s, faithfulness(who.model, x, target=s.target, methods=CHECK_METHODS)
+                return s, faithfulness(who.model, x, target=s.target, methods=quick)
         s, f = lanes.run_slow(loaded, work)
         lines = ["| method | rank correlation after randomising conv1 (lower = passes) | deletion AUC | insertion AUC |",
                  "|---|---|---|---|"]
-        for meth in CHECK_METHODS:
-            lines.append(f"| {METHOD_LABELS[meth]} | {s.correlations[meth][-1]:.2f} | "
+        for meth in quick:
+            lines.append(f"| {METHODS[meth].label} | {s.correlations[meth][-1]:.2f} | "
                          f"{f.deletion[meth]:.3f} | {f.insertion[meth]:.3f} |")
         text = "\n".join(lines) + ("\n\n" + loaded.notice if loaded.notice else "")
         return text, figure_to_image(s.figure), figure_to_image(f.figure)

@@ -9,7 +9,7 @@ import gradio as gr
 import torch
 
 from alexnet.compact import SHIPPED
-from alexnet.download import sha256_file
+from alexnet.files import sha256_file
 from alexnet.features import model_hash
 from alexnet.lru import LRU
 from alexnet.model import LAYERS, default_input_size

@@ -100,7 +100,7 @@ def test_explain_unpacks_takes_pil_and_flags_untrained(random_model):
 
 def test_unknown_method_and_option_say_what_is_valid(random_model):
     x = torch.randn(1, 3, 99, 99)
-    with pytest.raises(ValueError, match="saliency, integrated_gradients"):
+    with pytest.raises(ValueError, match="saliency, gradcam, guided_backprop"):
         explain(random_model, x, method="lime")
     with pytest.raises(TypeError, match="steps"):
         explain(random_model, x, method="saliency", steps=4)

@@ -132,7 +132,7 @@ def test_target_by_name_or_index_changes_the_maps(setup):
 
 
 @pytest.mark.parametrize("flag, value, says", [
-    ("--methods", "saliency,lime", "saliency, integrated_gradients"),
+    ("--methods", "saliency,lime", "saliency, gradcam, guided_backprop"),
     ("--target", "cactus", "daisy, roses, tulips"),
     ("--target", "3", "out of range"),
 ])

@@ -13,7 +13,7 @@ from alexnet import data as D
 from alexnet import pack as P
 from alexnet import weights as W
 from alexnet.compact import SHIPPED
-from alexnet.download import sha256_file
+from alexnet.files import sha256_file
 from app_server import NEWCOMER_ENV
 from conftest import FLOWERS, make_image_folder
 from viz import embedding as E

@@ -138,7 +138,7 @@ NEWCOMER_SCRIPT = """
 import time, numpy as np
 from alexnet import data as D, weights as W
 from alexnet.compact import SHIPPED
-from alexnet.download import sha256_file
+from alexnet.files import sha256_file
 from alexnet.pack import read_pack
 from viz import fc7_map as M
 from viz.embedding import fc7_features

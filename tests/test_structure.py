@@ -118,3 +118,93 @@ def test_the_sys_path_checker_sees_each_kind_of_edit(tmp_path):
     f = tmp_path / "m.py"
     f.write_text("import sys\nsys.path.insert(0, 'x')\nsys.path[:0] = ['y']\nsys.path += ['z']\nprint(sys.path)\n")
     assert sys_path_edits(f) == [2, 3, 4]
+
+
+# ---------------------------------------------------------------- no import circle inside a floor
+
+def _module_name(path: Path, root: Path = ROOT) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _script_block(node) -> bool:
+    """`if __name__ == "__main__":`: run only as a script, when the module is __main__ and not itself."""
+    t = getattr(node, "test", None)
+    return (isinstance(node, ast.If) and isinstance(t, ast.Compare) and isinstance(t.left, ast.Name)
+            and t.left.id == "__name__")
+
+
+def module_imports(path: Path, known: set[str], root: Path = ROOT) -> set[str]:
+    """The modules of `known` that `path` imports anywhere (top, inside functions), `from pkg import mod` and
+    relative imports resolved; its `if __name__ == "__main__"` block is left out."""
+    me = _module_name(path, root)
+    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    out, todo = set(), [ast.parse(path.read_text(), filename=str(path))]
+    while todo:
+        node = todo.pop()
+        if _script_block(node):
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            out.add(base)
+            out |= {f"{base}.{a.name}" for a in node.names}
+    # a module's own packages are not edges: Python runs a package's __init__ before any of its modules
+    return {m for m in out if m in known and m != me and not me.startswith(m + ".")}
+
+
+def import_graph(floor: str, root: Path = ROOT) -> dict[str, set[str]]:
+    paths = sorted((root / floor).rglob("*.py"))
+    known = {_module_name(p, root) for p in paths}
+    return {_module_name(p, root): module_imports(p, known, root) for p in paths}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle as [a, b, ..., a], or None when the graph is a DAG (depth-first, three colours)."""
+    state, stack = {}, []
+
+    def visit(m):
+        state[m] = "open"
+        stack.append(m)
+        for n in sorted(graph.get(m, ())):
+            if state.get(n) == "open":
+                return stack[stack.index(n):] + [n]
+            if n not in state and (found := visit(n)):
+                return found
+        stack.pop()
+        state[m] = "done"
+        return None
+
+    for m in sorted(graph):
+        if m not in state and (found := visit(m)):
+            return found
+    return None
+
+
+@pytest.mark.parametrize("floor", FLOORS)
+def test_the_imports_inside_each_floor_form_a_dag(floor):
+    graph = import_graph(floor)
+    assert graph, f"no modules found under {floor}/"
+    cycle = find_cycle(graph)
+    assert cycle is None, f"import circle in {floor}/: {' -> '.join(cycle)}"
+
+
+def test_the_cycle_checker_sees_a_lazy_circle_and_skips_script_blocks(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from pkg import b\n")
+    (pkg / "b.py").write_text("def f():\n    from .a import x\n")
+    (pkg / "c.py").write_text("import pkg.b\nif __name__ == '__main__':\n    from pkg.d import main\n")
+    (pkg / "d.py").write_text("from pkg import c\n")
+    graph = import_graph("pkg", tmp_path)
+    assert graph["pkg.a"] == {"pkg.b"} and graph["pkg.b"] == {"pkg.a"}      # `from .a import x` inside a function
+    assert graph["pkg.c"] == {"pkg.b"} and graph["pkg.d"] == {"pkg.c"}      # c's script block is not an import of c
+    assert find_cycle(graph) == ["pkg.a", "pkg.b", "pkg.a"]
+    del graph["pkg.a"]
+    assert find_cycle(graph) is None

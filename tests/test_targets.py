@@ -16,7 +16,8 @@ from captum.attr import Saliency
 from alexnet.model import CONV_LAYERS, build
 from alexnet.shapes import layer_table
 from viz.attribution import Contrast, explain, layer_cams, panel
-from viz.compare import ORDER, compare_methods
+from viz.compare import compare_methods
+from viz.methods import METHODS
 
 SIZE = 127                                            # pool5 is 6x6 without averaging
 LEFT = (slice(48, 80), slice(8, 40))                  # rows, cols of the left patch
@@ -105,10 +106,11 @@ def test_gradcam_per_layer_has_each_layers_own_resolution():
 def test_compare_runs_every_method_cheapest_first_with_times(two_patch):
     x, calls = two_patch_image(), []
     c = compare_methods(two_patch, x, 1, progress=lambda i, n, name: calls.append((i, n, name)), **FAST)
-    assert list(c.explanations) == list(ORDER) and ORDER[-1] == "occlusion"
-    assert calls == [(i, 6, m) for i, m in enumerate(ORDER)]
+    order = list(METHODS)
+    assert list(c.explanations) == order and order[-1] == "occlusion"
+    assert calls == [(i, len(order), m) for i, m in enumerate(order)]
     assert all(e.seconds > 0 and e.target == 1 and e.heatmap.shape == (SIZE, SIZE) for e in c.explanations.values())
     assert c.grid.mode == "RGB" and c.grid.size[0] > c.grid.size[1] > 300
     stop = iter([False, False, True])                              # cancelled after two methods
     part = compare_methods(two_patch, x, 1, cancel=lambda: next(stop), **FAST)
-    assert list(part.explanations) == list(ORDER[:2])
+    assert list(part.explanations) == list(METHODS)[:2]

@@ -20,29 +20,25 @@ from torch import nn
 from viz.attribution import METHODS, Explanation, explain
 from viz.plots import figure_to_image, new_figure
 
-ORDER = ("saliency", "gradcam", "guided_backprop", "smoothgrad", "integrated_gradients", "occlusion")
-LABELS = {"saliency": "Saliency", "gradcam": "Grad-CAM", "guided_backprop": "Guided Backprop",
-          "smoothgrad": "SmoothGrad", "integrated_gradients": "Integrated Gradients", "occlusion": "Occlusion"}
-assert set(ORDER) == set(METHODS), "a new method in viz.attribution needs a place in the comparison"
-
 
 @dataclass
 class Comparison:
-    explanations: dict[str, Explanation]    # method -> its answer, in ORDER
+    explanations: dict[str, Explanation]    # method -> its answer, in viz.methods order
     grid: Image.Image
     target: int
 
 
 def compare_methods(model: nn.Module, x: torch.Tensor, target: int, *, meta: dict | None = None,
-                    contrast: int | None = None, methods=ORDER, progress=None, cancel=None,
+                    contrast: int | None = None, methods=None, progress=None, cancel=None,
                     title: str = "", **options) -> Comparison:
-    """Run `methods` (in ORDER) on the normalised input x (1, 3, S, S) for `target` (minus `contrast`).
+    """Run `methods` (default: every registered one; always in viz.methods order, cheapest first) on the
+    normalised input x (1, 3, S, S) for `target` (minus `contrast`).
 
     `progress(done, total, method)` is called before each method; `cancel()` (or an Event) stops
     between methods and the grid shows what finished. `options` maps a method name to its
     options, e.g. integrated_gradients={"steps": 16}.
     """
-    todo = [m for m in ORDER if m in methods]
+    todo = [m for m in METHODS if methods is None or m in methods]
     out: dict[str, Explanation] = {}
     for i, name in enumerate(todo):
         if cancel is not None and (cancel.is_set() if hasattr(cancel, "is_set") else cancel()):
@@ -61,7 +57,7 @@ def grid(explanations: dict[str, Explanation], title: str = "", cols: int = 3) -
     for i, (name, e) in enumerate(explanations.items()):
         ax = fig.add_subplot(rows, cols, i + 1)
         ax.imshow(np.asarray(e.overlay))
-        ax.set_title(f"{LABELS.get(name, name)} ({e.seconds * 1000:.0f} ms)", fontsize=10)
+        ax.set_title(f"{METHODS[name].short if name in METHODS else name} ({e.seconds * 1000:.0f} ms)", fontsize=10)
         ax.axis("off")
     if title:
         fig.suptitle(title)

@@ -37,7 +37,7 @@ from PIL import Image
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from alexnet import features as F
+from alexnet import features as fstore
 from alexnet.data import DataError
 from alexnet.errors import OptionError
 from alexnet.images import center_crop
@@ -58,7 +58,7 @@ MAX_MAP_POINTS = 20_000       # the exact distance matrix is N^2 float32: 1.6 GB
 
 def fc7_features(model: nn.Module, images_uint8: torch.Tensor, mean, std, input_size: int, batch_size: int = 64,
                  device=None, cache_key: str | None = None, progress=None, cache: bool = True,
-                 keep: int = F.MAX_CACHE_FILES) -> np.ndarray:
+                 keep: int = fstore.MAX_CACHE_FILES) -> np.ndarray:
     """(N, 3, H, W) uint8 images -> (N, 4096*width) float32 fc7 activations (after ReLU).
 
     Each image is centre-cropped to `input_size` and normalised with `mean`/`std` (0-1 units),
@@ -66,14 +66,14 @@ def fc7_features(model: nn.Module, images_uint8: torch.Tensor, mean, std, input_
     (default: `fc7_key` of the model and the pixels); `progress(done, total)` is called per batch.
     `device` moves the model there; by default it runs where the model already is.
     """
-    key = (cache_key or fc7_key(model, F.data_hash(images_uint8), mean, std, input_size)) if cache else None
-    out, _ = F.cached(key, len(images_uint8), lambda: F.dataset_pass(
-        model, images_uint8, input_size, mean, std, record=F.record_fc7,
+    key = (cache_key or fc7_key(model, fstore.data_hash(images_uint8), mean, std, input_size)) if cache else None
+    out, _ = fstore.cached(key, len(images_uint8), lambda: fstore.dataset_pass(
+        model, images_uint8, input_size, mean, std, record=fstore.record_fc7,
         batch_size=batch_size, device=device, progress=progress), keep=keep, progress=progress)
     return out["fc7"]
 
 
-fc7_key = F.fc7_key          # the store's name for a model's fc7 over a dataset (shared with training)
+fc7_key = fstore.fc7_key          # the store's name for a model's fc7 over a dataset (shared with training)
 
 
 # ---------------------------------------------------------------- the 2-D map
@@ -218,7 +218,7 @@ class MapCache:
     def get_or_fit(self, features: np.ndarray, labels, classes: list[str], key: str | None = None,
                    seed: int = 0, **umap_kw) -> Map:
         """The cached map for (key, seed, options), fitting it on a miss. `key=None` hashes `features`."""
-        key = key or F.data_hash(np.asarray(features, dtype=np.float32))
+        key = key or fstore.data_hash(np.asarray(features, dtype=np.float32))
         found = self.get(key, seed, **umap_kw)
         if found is not None:
             return found
@@ -365,8 +365,8 @@ def top_patches(model: nn.Module, images_uint8: torch.Tensor, mean, std, input_s
     key = None
     if cache:
         key = (f"{layer}max-{cache_key}" if cache_key else
-               F.store_key(f"{layer}max", F.model_hash(model), F.data_hash(images_uint8), mean, std, input_size))
-    table, _ = F.cached(key, len(images_uint8), lambda: F.dataset_pass(
+               fstore.store_key(f"{layer}max", fstore.model_hash(model), fstore.data_hash(images_uint8), mean, std, input_size))
+    table, _ = fstore.cached(key, len(images_uint8), lambda: fstore.dataset_pass(
         model, images_uint8, input_size, mean, std, record=record, batch_size=batch_size, device=device,
         progress=progress), progress=progress)
     channels = table["values"].shape[1]

@@ -19,14 +19,13 @@ same space; for unit rows, Euclidean distance d there approximates sqrt(2 - 2 co
 """
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from alexnet.weights import ASSETS, atomic_write_bytes, cache_dir
+from alexnet.files import ASSETS, atomic_write_bytes, cache_dir
 
 SHIPPED_MAP = ASSETS / "flowers_map.safetensors"
 FORMAT = "alexnet-explainer/fc7-map/1"
@@ -153,37 +152,6 @@ def shipped_map_for(model_sha256: str, data_key: str) -> Map | None:
     return m
 
 
-# ---------------------------------------------------------------- building the shipped map (a maintainer's command)
-
-def build_shipped(out: Path = SHIPPED_MAP) -> Map:
-    """The shipped flowers model's fc7 map of the shipped flowers pack, fitted and saved beside the model."""
-    import time
-    from alexnet import weights as W
-    from alexnet.compact import SHIPPED
-    from alexnet.download import sha256_file
-    from alexnet.pack import decode_pack
-    from viz.embedding import fc7_features, fit_map
-    t0 = time.perf_counter()
-    model, meta = W.load(SHIPPED)
-    d = decode_pack()
-    feats = fc7_features(model.eval(), d.images, meta["mean"], meta["std"], meta["input_size"], cache=False)
-    m = fit_map(feats, d.labels.numpy(), d.classes, seed=0)
-    m.info.update(model=SHIPPED.name, model_sha256=sha256_file(SHIPPED), data_key=d.key,
-                  data=f"flowers pack ({len(d.paths)} photos)", seconds=round(time.perf_counter() - t0, 1),
-                  rebuild_command="python -m viz.fc7_map")
-    save_map(out, m)
-    return m
-
-
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m viz.fc7_map",
-                                 description="Rebuild assets/flowers_map.safetensors: the shipped flowers model's fc7 "
-                                             "map (PCA + UMAP) of the shipped flowers pack, so Embeddings opens drawn.")
-    ap.add_argument("--out", type=Path, default=SHIPPED_MAP, help="(default: the shipped one)")
-    args = ap.parse_args(argv)
-    m = build_shipped(args.out)
-    print(f"{args.out}: {len(m.coords)} points, {args.out.stat().st_size / 1e6:.2f} MB, {m.info['seconds']} s")
-
-
-if __name__ == "__main__":
+if __name__ == "__main__":       # the rebuild command; it runs the network and UMAP, which this module does not import
+    from viz.fc7_map_build import main
     main()

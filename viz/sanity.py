@@ -21,16 +21,16 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from alexnet.model import CONV_LAYERS, FC_LAYERS
-from viz.attribution import METHODS, as_batch, attribute_map, check_method, predicted_class
+from viz.attribution import as_batch, attribute_map, check_method, predicted_class
+from viz.methods import names
 from viz.plots import new_figure
 
-# Occlusion is left out by default: it costs ~a hundred forwards per map, times eleven layers.
-SANITY_METHODS = ("saliency", "integrated_gradients", "smoothgrad", "guided_backprop", "gradcam")
 RANDOMISE_ORDER = tuple(reversed(CONV_LAYERS + FC_LAYERS))  # fc8, fc7, ..., conv1: top down, as in the paper
 
 
-def _methods(methods) -> tuple[str, ...]:
-    return tuple(check_method(m) for m in methods)
+def _methods(methods, **default) -> tuple[str, ...]:
+    """The names asked for, checked; None: the registered methods whose records match `default`."""
+    return tuple(check_method(m) for m in methods) if methods is not None else names(**default)
 
 
 def _options(method_options: dict | None, method: str) -> dict:
@@ -74,15 +74,16 @@ class Sanity:
     maps: dict[str, list[np.ndarray]] | None = None  # method -> map per step, when keep_maps
 
 
-def sanity_check(model: nn.Module, x, target: int | None = None, methods=SANITY_METHODS,
+def sanity_check(model: nn.Module, x, target: int | None = None, methods=None,
                  layers=RANDOMISE_ORDER, seed: int = 0, method_options: dict | None = None,
                  keep_maps: bool = False) -> Sanity:
     """Cascading randomisation on a deep copy of `model` (the caller's weights are never touched).
 
-    The target stays fixed at the original model's class. `method_options` maps a method name
-    to its options, e.g. {"integrated_gradients": {"steps": 16}}.
+    The target stays fixed at the original model's class. `methods` default: those whose record says
+    `sanity` (not occlusion: ~a hundred forwards per map, times eleven layers). `method_options` maps a
+    method name to its options, e.g. {"integrated_gradients": {"steps": 16}}.
     """
-    methods = _methods(methods)
+    methods = _methods(methods, sanity=True)
     net = copy.deepcopy(model).eval()
     x = as_batch(net, x)  # (1, 3, H, W)
     if target is None:
@@ -151,10 +152,11 @@ class Faithfulness:
     figure: Figure
 
 
-def faithfulness(model: nn.Module, x, target: int | None = None, methods=tuple(METHODS), steps: int = 20,
+def faithfulness(model: nn.Module, x, target: int | None = None, methods=None, steps: int = 20,
                  batch_size: int = 32, baseline: str = "zero", method_options: dict | None = None,
                  maps: dict[str, np.ndarray] | None = None) -> Faithfulness:
-    """Deletion / insertion AUC per method. Pass `maps` (method -> heatmap) to reuse maps already shown.
+    """Deletion / insertion AUC per method (default: every registered one). Pass `maps` (method -> heatmap)
+    to reuse maps already shown.
 
     `baseline` is what replaces a pixel: "zero" (the dataset-mean colour in normalised space)
     or "blur" (a heavy box blur of the image, closer to the data distribution).

@@ -17,7 +17,7 @@ from torch import nn
 
 from alexnet import data as D
 from alexnet import device as dev_
-from alexnet import features as F
+from alexnet import features as fstore
 from alexnet.augment import random_resized_crop_flip
 
 
@@ -104,9 +104,9 @@ def shared_fc7(model: nn.Module, decoded: D.Decoded, train_idx, val_idx, info: d
     """fc7 of every image (centre crop) under alexnet.features.fc7_key, the very pass the Embeddings map
     stores: a fine-tune after the map was drawn (or a second one) reads it back. -> (train (N, D), val, hit)"""
     size, mean, std = int(info["input_size"]), info["mean"], info["std"]
-    key = F.fc7_key(model, decoded.key, mean, std, size)
-    arrays, hit = F.cached(key, len(decoded.labels), lambda: F.dataset_pass(
-        model, decoded.images, size, mean, std, record=F.record_fc7, batch_size=128, device=device,
+    key = fstore.fc7_key(model, decoded.key, mean, std, size)
+    arrays, hit = fstore.cached(key, len(decoded.labels), lambda: fstore.dataset_pass(
+        model, decoded.images, size, mean, std, record=fstore.record_fc7, batch_size=128, device=device,
         progress=progress), progress=progress)
     fc7 = torch.from_numpy(arrays["fc7"])                  # (N, D) in the decoded folder's order
     return fc7[train_idx], fc7[val_idx], hit
@@ -117,16 +117,16 @@ def trunk_features(trunk: nn.Module, decoded: D.Decoded, train_idx, val_idx, inf
     """Trunk outputs for train (N, V, D: the train views) and val (M, D: centre), and whether both came
     from the feature store. `progress(done, total)` counts images over both."""
     size, mean, std = int(info["input_size"]), info["mean"], info["std"]
-    model_key = F.model_hash(trunk)
+    model_key = fstore.model_hash(trunk)
     total, out, hits = len(train_idx) + len(val_idx), [], []
     for idx, views, offset in ((train_idx, tuple(train_views), 0), (val_idx, ("centre",), len(train_idx))):
         if len(idx) == 0:
             out.append(None)
             continue
         step = (lambda done, _n, off=offset: progress(off + done, total)) if progress else None
-        key = (F.store_key(f"trunk{len(trunk)}", model_key, f"{decoded.key}-{F.data_hash(idx)}", mean, std, size, views)
+        key = (fstore.store_key(f"trunk{len(trunk)}", model_key, f"{decoded.key}-{fstore.data_hash(idx)}", mean, std, size, views)
                if decoded.key else None)
-        arrays, hit = F.cached(key, len(idx), lambda idx=idx, views=views, step=step: F.dataset_pass(
+        arrays, hit = fstore.cached(key, len(idx), lambda idx=idx, views=views, step=step: fstore.dataset_pass(
             trunk, decoded.images, size, mean, std, views=views, index=idx, batch_size=128, device=device,
             progress=step), progress=step)
         out.append(torch.from_numpy(arrays["out"]))
