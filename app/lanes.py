@@ -6,7 +6,7 @@
 
 - Separate workers: each lane has its own threads, so a visitor's saliency request is never in
   a queue behind someone's Integrated Gradients.
-- Separate models: the slow lane works on a private copy of the model (`Loaded.replica`), so
+- Separate models: the slow lane works on a private copy of the model (app.compute's replica), so
   neither lane waits for the other's lock (Captum's Grad-CAM and Guided Backprop hook the model
   they run on, so each model serves one pass at a time).
 - Priority on the cores: before each forward pass of slow work (`pausable`), the slow lane waits
@@ -15,8 +15,10 @@
   network as batches of 8 (viz.attribution), each one a point where cheap requests get the CPU back.
 - Torch's thread count is per thread for threads already running, but `torch.set_num_threads` also
   sets the count every thread started later begins with. So a one-core pass puts the full count
-  back as soon as it ends, and every handler (app.ui.friendly) and the trainer's thread call
-  `all_cores()` on entry, in case their thread was started during such a pass.
+  back as soon as it ends, and every thread that runs the network starts with `all_cores()`: the
+  pools' and batchers' threads here, and the trainer's (`Lanes.thread`). This module is the one place
+  that sets thread counts. (It pays: benchmarks/results/load_one_core_fallback.json, 50 visitors,
+  cheap requests' p95 3-12% lower with the one-core rule than without, in both of two pairs.)
 - Batching (`Batcher`): cheap requests that wait together share one pass. A batch of 8 costs
   about half as much per image as 8 single passes on a CPU (33 against 58 ms per image for a
   forward and backward of the paper model on 2 cores).
@@ -38,9 +40,20 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import torch
 from torch import nn
 
+from alexnet.errors import UserError
 from viz.methods import CHEAP, SLOW, is_cheap
 
 CORES = torch.get_num_threads()          # intra-op threads torch uses at start-up (honours OMP_NUM_THREADS)
+
+
+class Busy(UserError):
+    """Too many many-pass requests are already waiting: this one is refused at once, with a sentence,
+    instead of waiting until the visitor's browser (or API client) gives up."""
+
+    def __init__(self, waiting: int):
+        super().__init__(f"The server is busy: {waiting} slow maps (Integrated Gradients, SmoothGrad, occlusion, "
+                         "comparisons) are already waiting. Try again in a minute, or choose a one-pass method "
+                         "(saliency, Grad-CAM, guided backprop), which answers at once.")
 
 
 class ShuttingDown(RuntimeError):
@@ -65,13 +78,17 @@ def lane_of(method: str) -> str:
 class Lanes:
     """Worker pools per lane; `run(lane, fn, ...)` runs fn there and returns (or raises) what it does."""
 
-    def __init__(self, cheap_workers: int = 2, max_wait_s: float = 3.0):
+    def __init__(self, cheap_workers: int = 2, max_wait_s: float = 3.0, max_slow: int = 6):
         # Two cheap workers: while one runs its pass under the model's lock, the other decodes the next
         # upload and draws the last overlay (PIL and numpy work outside the lock).
         self._pools = {lane: ThreadPoolExecutor(n, thread_name_prefix=f"lane-{lane}", initializer=all_cores)
                        for lane, n in ((CHEAP, cheap_workers), (SLOW, 1))}
         self._batchers: list[Batcher] = []
         self.max_wait_s = max_wait_s
+        # Slow work admitted at once (running + queued): at 2-8 s each on 2 cores, the sixth waits ~30 s;
+        # more would wait past what a visitor (or the API's 180 s client timeout) will.
+        self.max_slow = max_slow
+        self._slow = 0
         self._cheap_in_flight = 0
         self._closing = False
         self._idle = threading.Condition()
@@ -101,13 +118,17 @@ class Lanes:
 
     def run(self, lane: str, fn, /, *args, **kwargs):
         if lane != CHEAP:
-            return self.submit(lane, self._slow_job, fn, *args, **kwargs).result()
+            with self._idle:
+                if self._slow >= self.max_slow:
+                    raise Busy(self._slow)
+                self._slow += 1
+            try:
+                return self.submit(lane, self._slow_job, fn, *args, **kwargs).result()
+            finally:
+                with self._idle:
+                    self._slow -= 1
         with self.cheap_work():
             return self.submit(lane, fn, *args, **kwargs).result()
-
-    def run_slow(self, loaded, fn):
-        """fn(the slow lane's copy of the registry model `loaded`), in the slow lane."""
-        return self.run(SLOW, fn, self.slow_copy(loaded))
 
     def _slow_job(self, fn, *args, **kwargs):
         try:
@@ -137,11 +158,14 @@ class Lanes:
             self._paused.add(model)
         return model
 
-    def slow_copy(self, loaded):
-        """The slow lane's copy of a registry model (app.state.Loaded.replica): its passes give way to cheap work."""
-        who = loaded.replica()
-        self.pausable(who.model)
-        return who
+    def thread(self, target, name: str) -> threading.Thread:
+        """Start a daemon thread that runs the network (the trainer's) with every core, whenever it starts."""
+        def run():
+            all_cores()
+            target()
+        t = threading.Thread(target=run, daemon=True, name=name)
+        t.start()
+        return t
 
     def own(self, batcher: Batcher) -> None:
         """Batchers are closed with the lanes."""

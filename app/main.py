@@ -98,7 +98,7 @@ def main(argv=None) -> None:
     signal.signal(signal.SIGTERM, _interrupt)  # `docker stop` and friends stop it as Ctrl+C does
     code = 0
     try:
-        # Threads for every queued event and a few more: the explain events wait in app.lanes, not here.
+        # Threads for every queued event and a few more: the explain events wait in app.compute's lanes, not here.
         demo.launch(server_name=host, server_port=port, share=args.share, show_error=False,
                     max_file_size=MAX_BYTES, max_threads=QUEUE + 16, prevent_thread_lock=True)
         while demo.is_running:
@@ -109,9 +109,9 @@ def main(argv=None) -> None:
     except KeyboardInterrupt:                 # wherever it lands, launch included: the finally below runs
         print("Stopping: closing server; queued passes are dropped.", flush=True)
     finally:
-        demo.lanes.shutdown()                 # running slow work stops at its next pass, so open requests end
+        demo.compute.shutdown()                 # running slow work stops at its next pass, so open requests end
         demo.close(verbose=False)             # the server, the queue and its heartbeats
-        demo.lanes.shutdown(wait=True)
+        demo.compute.shutdown(wait=True)
         demo.scratch.cleanup()
         logging.shutdown()
         sys.stdout.flush()

@@ -11,10 +11,12 @@ from pathlib import Path
 import gradio as gr
 
 from app import tab_about, tab_classify, tab_embeddings, tab_filters, tab_layers, tab_retrain
+from app.compute import Compute
+from app.context import Page
 from app.datasets import Datasets
-from app.lanes import Lanes
 from app.state import IMAGENET, UNTRAINED, Registry
-from app.ui import Page, friendly
+from app.trainer import Trainer
+from app.ui import friendly
 
 TITLE = "AlexNet Explainer"
 TABS = (("Classify & Explain", "classify", tab_classify), ("Filters", "filters", tab_filters),
@@ -28,8 +30,8 @@ def build_app(weights: str | None = None, data: str | None = None, device: str =
     registry = Registry(weights, data, device, checkpoints_dir)
     # removed when the app is collected or exits; a file written meanwhile must not turn exit into a traceback
     scratch = tempfile.TemporaryDirectory(prefix="alexnet-explainer-", ignore_cleanup_errors=True)
-    lanes = Lanes()
-    trainer = tab_retrain.Trainer(registry, pause=lanes.yield_to_cheap)   # a run lets visitors' passes go first
+    compute = Compute(registry)                                        # the one owner of model work
+    trainer = Trainer(registry, pause=compute.yield_to_cheap, thread=compute.thread)   # visitors' passes go first
     with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:   # uploads/outputs older than 1 h go
         gr.Markdown(f"# {TITLE}\nThe 2012 network of Krizhevsky, Sutskever and Hinton, made visible: "
                     "upload a photo and follow it through the layers.")
@@ -43,7 +45,7 @@ def build_app(weights: str | None = None, data: str | None = None, device: str =
         train_it = gr.Button("Train this untrained model on the flowers (Retrain tab)", size="sm",
                              visible=choices[0][1] == UNTRAINED)
         image = gr.State(None)
-        page = Page(registry=registry, trainer=trainer, lanes=lanes, model_key=model_key, image=image, data=data,
+        page = Page(registry=registry, trainer=trainer, compute=compute, model_key=model_key, image=image, data=data,
                     datasets=Datasets(data), tmp=Path(scratch.name), demo=demo)
         with gr.Tabs() as tabs:
             for title, tab_id, module in TABS:
@@ -53,7 +55,7 @@ def build_app(weights: str | None = None, data: str | None = None, device: str =
         train_it.click(lambda: gr.Tabs(selected="retrain"), None, tabs, api_name=False)
         refresh.click(page.refresh_models, model_key, model_key, api_name=False)
     demo.scratch = scratch   # keeps the folder alive as long as the app
-    demo.lanes = lanes       # main() shuts them down when the server stops: queued slow work is dropped
+    demo.compute = compute   # main() shuts it down when the server stops: queued slow work is dropped
     return demo
 
 

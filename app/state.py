@@ -6,11 +6,10 @@ dropdown; the registry keeps the two most recently used in memory.
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import logging
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -40,15 +39,7 @@ class Loaded:
     label: str
     # Captum's Grad-CAM and Guided Backprop hook the model while they run: one pass at a time per model.
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
-    _replica: Loaded | None = field(default=None, repr=False, compare=False)
-
-    def replica(self) -> Loaded:
-        """A private copy of this model with its own lock, made once: the slow lane's (app.lanes), so a
-        32-step Integrated Gradients never holds the lock a one-pass saliency request needs."""
-        with self.lock:                    # copied while no explanation's hooks are attached
-            if self._replica is None:
-                self._replica = replace(self, model=copy.deepcopy(self.model), lock=threading.RLock())
-            return self._replica
+    _replica: Loaded | None = field(default=None, repr=False, compare=False)   # app.compute's private copy
 
     @property
     def partial(self) -> dict | None:
@@ -223,7 +214,7 @@ class Registry:
     def forward(self, loaded: Loaded, upload, run=None) -> tuple[torch.Tensor, dict, torch.Tensor, "images.Image.Image"]:
         """One recorded forward pass per (model, image), cached (bounded) so tabs share it. `run(loaded, x)
         -> (logits, activations)` makes the pass on a miss (default: alone, under the model's lock;
-        app.passes.Passes.forward batches it with other visitors')."""
+        app.compute.Compute.forward batches it with other visitors')."""
         x, img = loaded.prepare(upload)
         found = self._acts.get(self._act_key(loaded, img))
         if found is not None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import gradio as gr
 
 from alexnet.shapes import layer_table, totals
-from app.ui import Page
+from app.context import Page
 from report.config import EXAMPLE
 from report.render import TITLE, claims_markdown, summary
 

@@ -1,7 +1,6 @@
 """Embeddings: the flower set in fc7 space (UMAP), your photo as a star, and its nearest neighbours."""
 from __future__ import annotations
 
-import copy
 import functools
 import threading
 
@@ -10,15 +9,15 @@ import torch
 
 from alexnet.compact import SHIPPED
 from alexnet.files import sha256_file
-from alexnet.features import model_hash
 from alexnet.lru import LRU
 from alexnet.model import LAYERS, default_input_size
-from alexnet.shapes import layer_table
 from alexnet.pack import read_pack
+from alexnet.shapes import layer_table
 from app import datasets
+from app.context import Page
 from app.state import FLOWERS
-from app.ui import Page, friendly
-from viz.embedding import MapCache, fc7_features, fc7_key, neighbour_gallery, patch_gallery, scatter, top_patches
+from app.ui import friendly
+from viz.embedding import MapCache, fc7_features, neighbour_gallery, patch_gallery, scatter, top_patches
 from viz.fc7_map import SHIPPED_MAP, Map, load_map, map_neighbours, place, shipped_map_for
 from viz.feature_vis import maximise
 from viz.plots import overlay
@@ -27,8 +26,8 @@ from viz.plots import overlay
 class Embedder:
     """The fc7 features and maps per (model, data in use), bounded; owned by the page's Embeddings tab."""
 
-    def __init__(self, datasets, lanes):
-        self.datasets, self.lanes = datasets, lanes
+    def __init__(self, datasets, compute):
+        self.datasets, self.compute = datasets, compute
         self.maps = MapCache(maxsize=2)
         self._features: LRU = LRU(maxsize=2)
         self._plots: LRU = LRU(maxsize=4)
@@ -49,11 +48,9 @@ class Embedder:
         if m is not None:
             self.plot(m, None, map_title(m))
 
-    @staticmethod
-    def key(loaded, d) -> str:
+    def key(self, loaded, d) -> str:
         """The feature store's name for this model's pass over the dataset (top patches add their layer)."""
-        m = loaded.meta
-        return fc7_key(loaded.model, d.key or str(len(d.paths)), m["mean"], m["std"], m["input_size"])
+        return self.compute.fc7_key(loaded, d.key or str(len(d.paths)))
 
     def ready_map(self, loaded) -> Map | None:
         """The map of (this model, the data in use) if it can be drawn at once: the one shipped with the
@@ -66,22 +63,17 @@ class Embedder:
             found = shipped_map_for(shipped_sha256(), pack.data_key())
             if found is not None:
                 return found
-        m = loaded.meta
-        return self.maps.get(fc7_key(loaded.model, pack.data_key(), m["mean"], m["std"], m["input_size"]))
+        return self.maps.get(self.compute.fc7_key(loaded, pack.data_key()))
 
     def features(self, loaded, progress):
         d = self.dataset(progress)
         m = loaded.meta
         key = self.key(loaded, d)
         feats = self._features.get(key)
-        if feats is None:                       # a dataset pass: the slow lane's work, on its copy of the model
-
-            def work(who):
-                with who.lock:
-                    return self._features.get_or_make(key, lambda: fc7_features(
-                        who.model, d.images, m["mean"], m["std"], m["input_size"], cache_key=key,
-                        progress=lambda done, t: progress(0.4 + 0.4 * done / max(t, 1), desc=f"fc7 features {done}/{t}")))
-            feats = self.lanes.run_slow(loaded, work)
+        if feats is None:                       # a dataset pass: a job, on the model's replica
+            feats = self._features.get_or_make(key, lambda: self.compute.job(
+                loaded, fc7_features, d.images, m["mean"], m["std"], m["input_size"], cache_key=key,
+                progress=lambda done, t: progress(0.4 + 0.4 * done / max(t, 1), desc=f"fc7 features {done}/{t}")))
         return key, feats, d
 
     def build_map(self, loaded, progress) -> Map:
@@ -115,7 +107,7 @@ def map_title(m: Map) -> str:
 
 
 def build(page: Page) -> None:
-    emb = Embedder(page.datasets, page.lanes)
+    emb = Embedder(page.datasets, page.compute)
     threading.Thread(target=emb.prewarm, daemon=True, name="embeddings-prewarm").start()
     gr.Markdown("Every flower photo goes through the network once; its 4096 fc7 activations are squeezed to 2-D "
                 "with UMAP. Photos the network finds similar land close together. The paper's Figure 4 makes the "
@@ -139,7 +131,7 @@ def build(page: Page) -> None:
             text += ", computed when the model was built (shipped with it)"
         if path:
             d = emb.dataset(progress)
-            _, acts, _, _ = page.registry.forward(loaded, path)
+            _, acts, _, _ = page.compute.forward(loaded, path)
             q = acts["fc7"][0].numpy()
             star = place(m, q)
             near = map_neighbours(m, q, k=int(k_n))
@@ -198,18 +190,16 @@ def build(page: Page) -> None:
         d = emb.dataset(progress)
         m, u = loaded.meta, int(unit_v)
 
-        def work(who):                          # a dataset pass (once per model): the slow lane's work
-            with who.lock:
-                return top_patches(who.model, d.images, m["mean"], m["std"], m["input_size"], unit=u, k=9,
-                                   cache_key=emb.key(loaded, d),
-                                   progress=lambda done, t: progress(0.4 + 0.5 * done / max(t, 1),
-                                                                     desc=f"conv5 maxima {done}/{t} (once per model)"))
-        top = page.lanes.run_slow(loaded, work)
+        # a dataset pass (once per model, then read from the feature store): a job
+        top = page.compute.job(loaded, top_patches, d.images, m["mean"], m["std"], m["input_size"], unit=u, k=9,
+                               cache_key=emb.key(loaded, d),
+                               progress=lambda done, t: progress(0.4 + 0.5 * done / max(t, 1),
+                                                                 desc=f"conv5 maxima {done}/{t} (once per model)"))
         text = (f"conv5 unit {u}: receptive field {top['rf']}x{top['rf']} px; strongest response "
                 f"{top['values'][0]:.2f} on image #{int(top['indices'][0])}.")
         picture = None
         if path:
-            _, acts, x, _ = page.registry.forward(loaded, path)
+            _, acts, x, _ = page.compute.forward(loaded, path)
             a = acts["conv5"][0, u].numpy()                            # (13, 13) at 227
             picture = overlay(loaded.seen(x), a)
             text += f" On your photo: at most {a.max():.2f}."
@@ -226,16 +216,14 @@ def build(page: Page) -> None:
     def visualise(key, unit_v, request: gr.Request, progress=gr.Progress()):
         loaded = page.registry.get(key, progress)
         u = int(unit_v)
-        with loaded.lock:                         # a private copy: explanations need not wait 15 s for it
-            cache_key = (model_hash(loaded.model), u)
-            found = visuals.get(cache_key)
-            model = None if found is not None else copy.deepcopy(loaded.model)
-        if found is None:
+        cache_key = (page.compute.model_key(loaded), u)
+        found = visuals.get(cache_key)
+        if found is None:                         # a job on the model's replica: explanations need not wait for it
             stop = stops[request.session_hash] = threading.Event()
             try:
-                found = maximise(model, "conv5", u, generator=torch.Generator().manual_seed(u), cancel=stop,
-                                 mean=loaded.meta["mean"], std=loaded.meta["std"],
-                                 progress=lambda s, n: progress(s / n, desc=f"optimising the image, step {s}/{n}"))
+                found = page.compute.job(loaded, maximise, "conv5", u, generator=torch.Generator().manual_seed(u),
+                                         cancel=stop, mean=loaded.meta["mean"], std=loaded.meta["std"],
+                                         progress=lambda s, n: progress(s / n, desc=f"optimising the image, step {s}/{n}"))
             finally:
                 stops.pop(request.session_hash, None)
             if not found.cancelled:
@@ -252,6 +240,7 @@ def build(page: Page) -> None:
         if stop is not None:
             stop.set()
 
-    vis_btn.click(visualise, [page.model_key, unit], [vis_img, vis_text], api_name=False, concurrency_limit=1,
+    vis_btn.click(visualise, [page.model_key, unit], [vis_img, vis_text], api_name="feature_visualisation",
+                  concurrency_limit=1,
                   concurrency_id="feature-vis")
     vis_stop.click(cancel_visual, None, None, api_name=False, concurrency_limit=None)

@@ -10,7 +10,8 @@ import gradio as gr
 from alexnet import bvlc
 from alexnet.model import default_input_size
 from alexnet.shapes import layer_table
-from app.ui import Page, friendly, need_image
+from app.context import Page
+from app.ui import friendly, need_image
 from viz.filters import FilterView, filter_response, filter_view
 from viz.plots import overlay
 
@@ -57,7 +58,7 @@ def build(page: Page) -> None:
     @friendly
     def filters(key, progress=gr.Progress()):
         loaded = page.registry.get(key, progress)
-        view = filter_view(loaded.model)
+        view = page.compute.cheap(loaded, filter_view)
         text = f"### The current model\n{summary(view)}"
         if loaded.notice:
             text += "\n\n" + loaded.notice
@@ -68,7 +69,7 @@ def build(page: Page) -> None:
     def one(i, path, key):
         need_image(path)
         loaded = page.registry.get(key)
-        _, acts, x, _ = page.registry.forward(loaded, path)
+        _, acts, x, _ = page.compute.forward(loaded, path)
         return overlay(loaded.seen(x), filter_response(acts, int(i)))
 
     outs = [current, grid, hist, index]

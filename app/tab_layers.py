@@ -6,7 +6,8 @@ import gradio as gr
 from alexnet.model import LAYERS
 from alexnet.model import default_input_size
 from alexnet.shapes import conv1_note, layer_table, spec_table, to_markdown
-from app.ui import Page, friendly, need_image
+from app.context import Page
+from app.ui import friendly, need_image
 from viz.activations import fc_bars, layer_maps
 from viz.lesson import layer_text, lesson_pack
 
@@ -46,7 +47,7 @@ def build(page: Page) -> None:
     def show(i, image_path, key):
         need_image(image_path)
         loaded = page.registry.get(key)
-        _, acts, x, _ = page.registry.forward(loaded, image_path)
+        _, acts, x, _ = page.compute.forward(loaded, image_path)
         img = loaded.seen(x)
         i = i % len(LAYERS)
         row = spec_table(loaded.meta["spec"], loaded.meta["input_size"])[i]
@@ -68,7 +69,7 @@ def build(page: Page) -> None:
     def do_export(image_path, key):
         need_image(image_path)
         loaded = page.registry.get(key)
-        _, acts, x, _ = page.registry.forward(loaded, image_path)
+        _, acts, x, _ = page.compute.forward(loaded, image_path)
         img = loaded.seen(x)
         arch, size = loaded.meta["arch"], loaded.meta["input_size"]
         rows = spec_table(loaded.meta["spec"], size)

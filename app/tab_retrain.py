@@ -1,107 +1,27 @@
 """Retrain: fine-tune or train from scratch on an image folder, with live curves and a cancel button.
 
-One run at a time for the whole server, in a background thread: the Start handler only
-polls it, so explanations keep working while it trains and other visitors see its state. The run
-gives way to visitors' cheap passes (classify, saliency, Grad-CAM) before each step and each batch of
-its feature pass (`pause`, app.lanes), so those answer in about their usual time during a training.
+The run itself is the server's one training slot (app.trainer); after it, the before/after views
+(held-out evaluation, conv1, Grad-CAM, the held-out photos' drift in fc7) are jobs of app.compute.
 """
 from __future__ import annotations
 
-import copy
-import threading
 import time
 from pathlib import Path
 
 import gradio as gr
 
 from alexnet.data import decode_folder, find_data_dir, list_images
-from alexnet.pack import is_pack
 from alexnet.estimate import estimate
-from alexnet.train import FINETUNE_DEPTHS, Phase, Progress, TrainConfig, train
+from alexnet.pack import is_pack
+from alexnet.train import FINETUNE_DEPTHS, TrainConfig
 from app import datasets
-from app.lanes import all_cores
+from app.context import Page
 from app.state import UNTRAINED
-from app.ui import Page, friendly
+from app.trainer import Trainer
+from app.ui import friendly
 from viz.filters import compare
 from viz.plots import training_curves
 from viz.retraining import gradcam_before_after, held_out, held_out_drift
-
-
-class Trainer:
-    """The server's single training slot: start, watch, cancel."""
-
-    def __init__(self, registry, pause=None):
-        self.registry = registry
-        self.pause = pause               # called before every step: lets visitors' requests go first
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self.cancel = threading.Event()
-        self.points: list[dict] = []     # step-level reports
-        self.epochs: list[dict] = []     # end-of-epoch reports
-        self._val: dict = {}             # epoch -> its validation point
-        self.last: Progress | None = None
-        self.result = None
-        self.error: str | None = None
-        self.config: TrainConfig | None = None
-        self.before = None               # the model before training, for the before/after views
-        self.started = 0.0
-        self.finished = 0.0
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self, cfg: TrainConfig, before=None) -> None:
-        with self._lock:
-            if self.running:
-                raise gr.Error(f"A training run is already in progress ({self.status_line()}). "
-                               "Wait for it to finish or cancel it first.")
-            self.cancel = threading.Event()
-            self.points, self.epochs, self.last, self._val = [], [], None, {}
-            self.result, self.error, self.config, self.before = None, None, cfg, before
-            self.started, self.finished = time.time(), 0.0
-            self._thread = threading.Thread(target=self._run, args=(cfg,), daemon=True, name="alexnet-train")
-            self._thread.start()
-
-    def _progress(self, p: Progress) -> None:
-        self.last = p
-        if p.phase is Phase.TRAIN and p.loss is not None:
-            self.points.append(dict(step=p.step, loss=p.loss, acc=p.acc or 0.0))
-        if p.phase is Phase.VAL and p.val_acc is not None:
-            # the engine reports 'val' before validating (val_acc still the last epoch's) and after it:
-            # keyed by epoch, the later, fresh value wins
-            self._val[p.epoch] = dict(step=p.step, val_acc=p.val_acc, epoch=p.epoch)
-            self.epochs = list(self._val.values())
-
-    def _run(self, cfg: TrainConfig) -> None:
-        all_cores()                               # this thread may have started during a one-core slow pass
-        try:
-            self.result = train(cfg, progress=self._progress, cancel=self.cancel, pause=self.pause)
-        except Exception as e:  # the visitor sees a sentence; the server log keeps the traceback
-            import logging
-            logging.getLogger("alexnet-explainer").exception("training failed")
-            self.error = str(e) or type(e).__name__
-        finally:
-            self.finished = time.time()
-
-    def status_line(self) -> str:
-        p = self.last
-        if p is None:
-            return "starting" if self.running else "idle"
-        if p.phase in (Phase.DECODE, Phase.FEATURES):
-            return f"{p.phase}: {p.step}/{p.steps or '?'} images ({p.time_split()})"
-        if p.phase is Phase.MODEL:
-            return f"loading the model ({p.time_split()})"
-        parts = [f"epoch {p.epoch}/{p.epochs}", f"step {p.step}/{p.steps or '?'}"]
-        if p.loss is not None:
-            parts.append(f"loss {p.loss:.3f}")
-        if p.val_acc is not None:
-            parts.append(f"val acc {p.val_acc:.1%}")
-        if p.img_per_s:
-            parts.append(f"{p.img_per_s:.0f} img/s")
-        if p.eta_s is not None:
-            parts.append(f"ETA {p.eta_s:.0f} s")
-        return ", ".join(parts)
 
 
 def _summary(tr: Trainer) -> str:
@@ -222,8 +142,7 @@ def build(page: Page) -> None:
         before = None
         if mode_v == "finetune":
             src = reg.get(key)
-            with src.lock:   # a deep copy would also copy hooks an explanation has attached right now
-                before = (copy.deepcopy(src.model).cpu(), src.meta)
+            before = (page.compute.snapshot(src), src.meta)
         tr.start(cfg, before)
         last = None
         for last in poll():
@@ -240,20 +159,18 @@ def build(page: Page) -> None:
         reg.forget(ckpt)
         after = reg.get(ckpt)
         decoded = decode_folder(tr.config.data)
-        with after.lock:                          # the registry's model: a visitor's explanation may hook it too
-            report = held_out(after.model, after.meta, decoded)
+        jobs = page.compute                       # each view runs the network: a job on the model's replica
+        report = jobs.job(after, held_out, after.meta, decoded)
         before_model, before_meta = tr.before or (None, None)
-        conv = compare(before_model if before_model is not None else after.model, after.model)["image"]
+        conv = jobs.cheap(after, lambda net: compare(before_model if before_model is not None else net, net))["image"]
         cam_items = []
         if image_path:
             x, _ = after.prepare(image_path)
-            with after.lock:
-                cam_items = gradcam_before_after([("before", before_model, before_meta),
-                                                  ("after", after.model, after.meta)], x)
+            cam_items = jobs.job(after, lambda net: gradcam_before_after([("before", before_model, before_meta),
+                                                                          ("after", net, after.meta)], x))
         moved = None
         if before_model is not None:              # fine-tuning: the same photos, mapped by both models
-            with after.lock:
-                moved = held_out_drift(before_model, before_meta, after.model, after.meta, decoded).image
+            moved = jobs.job(after, lambda net: held_out_drift(before_model, before_meta, net, after.meta, decoded)).image
         return base + (report.confusion, report.misclassified, conv, cam_items, moved)
 
     def do_cancel():
@@ -268,7 +185,7 @@ def build(page: Page) -> None:
                        trigger_mode="always_last")
     outs = [status, curves, cm, wrong, filters, cams, drift_img]
     start.click(run, settings + [page.image], outs,
-                api_name=False, concurrency_limit=None,
+                api_name="train", concurrency_limit=None,
                 # Gradio ignores a click while this button's last event is still finishing ("once");
                 # the Trainer itself refuses a second concurrent run, so every click may reach it
                 trigger_mode="multiple",

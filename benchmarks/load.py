@@ -22,6 +22,11 @@ Without --url the script starts the app itself on a free 127.0.0.1 port
 at the end. Only loopback addresses are accepted: this is a load test for your own machine,
 never for someone else's server.
 
+--long-jobs adds what a server also runs: one visitor synthesising conv5 units in a loop
+(/feature_visualisation) and fine-tunes of fc6-fc8 on the flowers pack one after another (/train),
+their latencies reported apart (`long_jobs`). A slow map the server refuses at once with a sentence
+(app.lanes.Busy: too many waiting) counts as `refused`, not as an error.
+
 Reported: completed requests, errors (by kind), throughput (successful requests per
 second over the measured window), latency p50 / p95 / max in ms (overall and per method),
 the server's resident memory (VmRSS polled every 0.2 s and VmHWM, the kernel's high-water
@@ -178,15 +183,9 @@ def user(i: int, url: str, image: str, methods: list[str], start: float, end: fl
             results.append((method, ms, ok, kind))
 
 
-async def http_request(client, url: str, image: tuple[str, bytes], method: str, defaults: dict) -> None:
-    """One visitor's request over Gradio's HTTP API; raises on any failure."""
-    r = await client.post(url + "gradio_api/upload", files={"files": (image[0], image[1], "image/jpeg")})
-    r.raise_for_status()
-    api = "classify" if method == "classify" else "explain"
-    data = list(defaults[api])                           # every input's default, then the photo and method
-    data[0] = {"path": r.json()[0], "meta": {"_type": "gradio.FileData"}}
-    if api == "explain":
-        data[1] = method
+async def call(client, url: str, api: str, data: list) -> list:
+    """One call of a named endpoint over Gradio's HTTP API, its event stream read to the end; raises on failure
+    (a refusal with a sentence, app.lanes.Busy, raises Refused)."""
     r = await client.post(f"{url}gradio_api/call/{api}", json={"data": data})
     r.raise_for_status()
     event, payload = None, None
@@ -197,15 +196,65 @@ async def http_request(client, url: str, image: tuple[str, bytes], method: str, 
             elif line.startswith("data:") and event in ("complete", "error"):
                 payload = json.loads(line[5:])
                 break
+    if event == "error" and "server is busy" in str(payload):
+        raise Refused(str(payload)[:60])
     if event != "complete":
         raise RuntimeError(f"the server answered {event}: {str(payload)[:60]}")
-    for out in payload:                                  # what the page would show or download
+    return payload
+
+
+class Refused(RuntimeError):
+    """The server said at once, in a sentence, that it is too busy for a slow map (counted apart from errors)."""
+
+
+async def http_request(client, url: str, image: tuple[str, bytes], method: str, defaults: dict) -> None:
+    """One visitor's request over Gradio's HTTP API; raises on any failure."""
+    r = await client.post(url + "gradio_api/upload", files={"files": (image[0], image[1], "image/jpeg")})
+    r.raise_for_status()
+    api = "classify" if method == "classify" else "explain"
+    data = list(defaults[api])                           # every input's default, then the photo and method
+    data[0] = {"path": r.json()[0], "meta": {"_type": "gradio.FileData"}}
+    if api == "explain":
+        data[1] = method
+    for out in await call(client, url, api, data):       # what the page would show or download
         if isinstance(out, dict) and out.get("url"):
             (await client.get(out["url"])).raise_for_status()
 
 
+async def long_jobs(client, url: str, defaults: dict, start: float, end: float, results: list) -> None:
+    """The long jobs beside the visitors: one visitor synthesising conv5 units in a loop (/feature_visualisation)
+    and one fine-tune after another of fc6-fc8 on the flowers pack (/train, --freeze conv5), until the window ends."""
+    import asyncio
+
+    async def loop(name: str, data_for) -> None:
+        await asyncio.sleep(max(0.0, start - time.time()))
+        i = 0
+        while time.time() < end:
+            t0 = time.perf_counter()
+            ok, kind = True, ""
+            try:
+                await call(client, url, name, data_for(i))
+            except Exception as e:  # noqa: BLE001 - counted like any request
+                ok, kind = False, f"{type(e).__name__}: {str(e)[:80]}"
+            results.append((name, (time.perf_counter() - t0) * 1e3, ok, kind))
+            i += 1
+
+    def vis(i: int) -> list:
+        data = list(defaults["feature_visualisation"])
+        data[-1] = i % 256                                   # a different conv5 unit each time (none cached)
+        return data
+
+    def finetune(i: int) -> list:
+        names = [p["parameter_name"] for p in defaults["train_parameters"]]
+        data = list(defaults["train"])
+        data[names.index("depth_v")] = "conv5"
+        return data
+
+    await asyncio.gather(loop("feature_visualisation", vis), loop("train", finetune))
+
+
 async def http_users(n: int, url: str, image_path: str, methods: list[str], start: float, end: float,
-                     results: list, request_timeout: float) -> None:
+                     results: list, request_timeout: float, long: bool = False) -> None:
     import asyncio
     import httpx
     image = (Path(image_path).name, Path(image_path).read_bytes())
@@ -214,8 +263,10 @@ async def http_users(n: int, url: str, image_path: str, methods: list[str], star
     limits = httpx.Limits(max_connections=2 * n + 4, max_keepalive_connections=2 * n + 4, keepalive_expiry=2.0)
     async with httpx.AsyncClient(timeout=request_timeout, limits=limits) as client:
         info = (await client.get(url + "gradio_api/info")).json()["named_endpoints"]
-        defaults = {api: [p.get("parameter_default") for p in info[f"/{api}"]["parameters"]]
-                    for api in ("classify", "explain")}
+        apis = ("classify", "explain") + (("feature_visualisation", "train") if long else ())
+        defaults = {api: [p.get("parameter_default") for p in info[f"/{api}"]["parameters"]] for api in apis}
+        if long:
+            defaults["train_parameters"] = info["/train"]["parameters"]
 
         async def visitor(i: int) -> None:
             rng = random.Random(i)
@@ -230,7 +281,8 @@ async def http_users(n: int, url: str, image_path: str, methods: list[str], star
                     ok, kind = False, f"{type(e).__name__}: {str(e)[:80]}"
                 results.append((method, (time.perf_counter() - t0) * 1e3, ok, kind))
 
-        await asyncio.gather(*(visitor(i) for i in range(n)))
+        jobs = [long_jobs(client, url, defaults, start, end, results)] if long else []
+        await asyncio.gather(*(visitor(i) for i in range(n)), *jobs)
 
 
 def main(argv=None) -> dict:
@@ -243,6 +295,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--image", default=None, help="the photo every visitor sends (default: a flower or a synthetic one)")
     ap.add_argument("--concurrency", type=int, default=None, help="--concurrency for the app this script starts")
     ap.add_argument("--request-timeout", type=float, default=180.0, help="seconds before one request counts as failed")
+    ap.add_argument("--long-jobs", action="store_true",
+                    help="also run feature visualisation in a loop and fine-tunes (fc6-fc8) one after another (http client)")
     ap.add_argument("--client", choices=["http", "gradio_client"], default="http",
                     help="http: light asyncio visitors (default); gradio_client: one Client and thread per visitor")
     args = ap.parse_args(argv)
@@ -293,7 +347,8 @@ def main(argv=None) -> dict:
         threads = []
         if args.client == "http":
             import asyncio
-            asyncio.run(http_users(args.users, url, image, methods, start, end, results, args.request_timeout))
+            asyncio.run(http_users(args.users, url, image, methods, start, end, results, args.request_timeout,
+                                   long=args.long_jobs))
         else:
             threads = [threading.Thread(target=user, args=(i, url, image, methods, start, end, results, lock,
                                                            args.request_timeout), daemon=True)
@@ -313,15 +368,22 @@ def main(argv=None) -> dict:
         if proc is not None:    # what the server left in its Gradio cache (uploads and returned images)
             files = [f for f in (work / "gradio").rglob("*") if f.is_file()]
             tmp_files = dict(files=len(files), mb=round(sum(f.stat().st_size for f in files) / 2**20, 1))
-        ok_ms = [ms for _, ms, ok, _ in results if ok]
-        errors = Counter(kind for _, _, ok, kind in results if not ok)
+        visits = [r for r in results if r[0] in methods]          # the visitors' requests; long jobs apart
+        ok_ms = [ms for _, ms, ok, _ in visits if ok]
+        refused = sum(1 for _, _, ok, kind in visits if not ok and kind.startswith("Refused"))
+        errors = Counter(kind for _, _, ok, kind in visits if not ok and not kind.startswith("Refused"))
+        long_rows = {name: dict(summary([ms for n, ms, ok, _ in results if n == name and ok]),
+                                errors=sum(1 for n, _, ok, _ in results if n == name and not ok))
+                     for name in ("feature_visualisation", "train") if args.long_jobs}
         mb = lambda kb: None if not kb else round(kb / 1024, 1)   # noqa: E731
         out = dict(
             benchmark="load", client=args.client, users=args.users, seconds=args.seconds, methods=methods, server=server,
-            requests=len(results), ok=len(ok_ms), errors=sum(errors.values()), error_kinds=dict(errors.most_common(5)),
+            long_jobs=long_rows or None,
+            requests=len(visits), ok=len(ok_ms), refused=refused, errors=sum(errors.values()),
+            error_kinds=dict(errors.most_common(5)),
             throughput_rps=round(len(ok_ms) / window, 2) if window > 0 else None, window_s=round(window, 1),
             latency_ms=summary(ok_ms),
-            by_method={m: summary([ms for meth, ms, ok, _ in results if ok and meth == m]) for m in methods},
+            by_method={m: summary([ms for meth, ms, ok, _ in visits if ok and meth == m]) for m in methods},
             warmup_s=round(warmup_s, 1), unfinished_users=sum(t.is_alive() for t in threads),
             server_rss_mb=dict(before=mb(rss_start), peak_polled=mb(poller.peak_kb), vmhwm=mb(hwm)),
             # CPU seconds over the window: how much of the machine the server had, and the load generator took

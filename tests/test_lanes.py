@@ -257,3 +257,54 @@ def test_shutdown_stops_running_slow_work_at_its_next_pass_and_drops_the_queue()
     for lane in (CHEAP, SLOW):                         # so do both lanes: never "cannot schedule new futures"
         with pytest.raises(ShuttingDown, match="shutting down"):
             lanes.run(lane, lambda: None)
+
+
+def test_slow_work_beyond_the_bound_is_refused_at_once_with_a_sentence():
+    """A many-pass request that would queue behind `max_slow` others hears why now, not after a timeout."""
+    from app.lanes import Busy
+    lanes = Lanes(max_slow=2)
+    release = threading.Event()
+    try:
+        running = [threading.Thread(target=lanes.run, args=(SLOW, release.wait, 5)) for _ in range(2)]
+        for t in running:
+            t.start()
+        deadline = time.time() + 5
+        while lanes._slow < 2 and time.time() < deadline:
+            time.sleep(0.01)
+        t0 = time.perf_counter()
+        with pytest.raises(Busy, match="busy: 2 slow maps.*one-pass method"):
+            lanes.run(SLOW, lambda: "never")
+        assert time.perf_counter() - t0 < 0.5                      # refused at once
+        assert lanes.run(CHEAP, lambda: "cheap still runs") == "cheap still runs"
+        release.set()
+        for t in running:
+            t.join(5)
+        assert lanes.run(SLOW, lambda: "admitted again") == "admitted again"   # the bound counts what is in flight
+    finally:
+        release.set()
+        lanes.shutdown()
+
+
+@pytest.mark.skipif(CORES < 2, reason="one core: nothing to give back")
+def test_a_thread_the_lanes_start_during_a_one_core_pass_gets_every_core():
+    """The trainer's thread is started by app.lanes (Lanes.thread), the one place thread counts are set."""
+    lanes = Lanes(max_wait_s=0.05)
+    try:
+        got = []
+        model = lanes.pausable(nn.Linear(2, 2))
+
+        def start_one(m, a):                           # inside a pass that runs on one core
+            done = threading.Event()
+
+            def probe():
+                torch.ones(2).add_(1)
+                got.append(torch.get_num_threads())
+                done.set()
+            lanes.thread(probe, name="probe")
+            done.wait(10)
+        model.register_forward_pre_hook(start_one)
+        with lanes.cheap_work():
+            lanes.run(SLOW, model, torch.zeros(1, 2))
+        assert got == [CORES]
+    finally:
+        lanes.shutdown()

@@ -79,7 +79,7 @@ def test_a_toy_method_registered_once_is_in_the_dropdown_explain_grid_lane_and_c
         assert heat[113, 113] > heat[5, 5]                       # white is farther from the mean colour than black
         assert Image.open(overlay).size == (227, 227)
     finally:
-        demo.lanes.shutdown()
+        demo.compute.shutdown()
 
     model = TinyNet()
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))

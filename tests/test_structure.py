@@ -208,3 +208,38 @@ def test_the_cycle_checker_sees_a_lazy_circle_and_skips_script_blocks(tmp_path):
     assert find_cycle(graph) == ["pkg.a", "pkg.b", "pkg.a"]
     del graph["pkg.a"]
     assert find_cycle(graph) is None
+
+
+# ---------------------------------------------------------------- one owner of model work (app.compute)
+
+TOUCHES = ("model", "lock", "replica", "_replica", "lanes")   # a Loaded's network, its lock, the lanes under compute
+
+
+def model_touches(path: Path) -> list[str]:
+    """Where a module reaches a model itself instead of through app.compute: it reads `.model`, `.lock`,
+    `.replica` or `.lanes`, or calls `registry.forward` (compute.forward batches and caches that pass)."""
+    bad = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Attribute) and node.attr in TOUCHES:
+            bad.append(f"line {node.lineno}: .{node.attr}")
+        if (isinstance(node, ast.Attribute) and node.attr == "forward" and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "registry"):
+            bad.append(f"line {node.lineno}: registry.forward")
+    return bad
+
+
+def test_no_tab_runs_a_model_itself():
+    tabs = sorted((ROOT / "app").glob("tab_*.py"))
+    assert len(tabs) >= 6
+    found = {p.name: model_touches(p) for p in tabs}
+    assert not {k: v for k, v in found.items() if v}, f"run the network through page.compute: {found}"
+
+
+def test_the_model_call_checker_sees_each_kind(tmp_path):
+    bad = tmp_path / "tab_bad.py"
+    bad.write_text("def f(page, loaded, x):\n    y = loaded.model(x)\n    with loaded.lock:\n        pass\n"
+                   "    page.registry.forward(loaded, x)\n    page.lanes.run_slow(loaded, f)\n")
+    assert sorted(t.split(": ")[1] for t in model_touches(bad)) == [".lanes", ".lock", ".model", "registry.forward"]
+    good = tmp_path / "tab_good.py"
+    good.write_text("def f(page, loaded, x):\n    return page.compute.cheap(loaded, explain, x, meta=loaded.meta)\n")
+    assert model_touches(good) == []

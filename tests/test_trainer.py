@@ -5,7 +5,7 @@ import gradio as gr
 import pytest
 
 from alexnet.train import TrainConfig
-from app.tab_retrain import Trainer
+from app.trainer import Trainer
 from conftest import make_image_folder
 
 

@@ -1,0 +1,100 @@
+"""The server's one training slot: start, watch, cancel (the Retrain tab draws it; app.page owns it).
+
+One run at a time for the whole server, in a background thread: the Start handler only polls it,
+so explanations keep working while it trains and other visitors see its state. The run gives way to
+visitors' cheap passes (classify, saliency, Grad-CAM) before each step and each batch of its feature
+pass (`pause`: app.compute.Compute.yield_to_cheap), so those answer in about their usual time.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import gradio as gr
+
+from alexnet.train import Phase, Progress, TrainConfig, train
+
+log = logging.getLogger("alexnet-explainer")
+
+
+class Trainer:
+    """The server's single training slot: start, watch, cancel."""
+
+    def __init__(self, registry, pause=None, thread=None):
+        self.registry = registry
+        self.pause = pause               # called before every step: lets visitors' requests go first
+        # starts the run's thread (app.lanes.Lanes.thread gives it every core, whenever it starts)
+        self._start_thread = thread or _plain_thread
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.cancel = threading.Event()
+        self.points: list[dict] = []     # step-level reports
+        self.epochs: list[dict] = []     # end-of-epoch reports
+        self._val: dict = {}             # epoch -> its validation point
+        self.last: Progress | None = None
+        self.result = None
+        self.error: str | None = None
+        self.config: TrainConfig | None = None
+        self.before = None               # the model before training, for the before/after views
+        self.started = 0.0
+        self.finished = 0.0
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, cfg: TrainConfig, before=None) -> None:
+        with self._lock:
+            if self.running:
+                raise gr.Error(f"A training run is already in progress ({self.status_line()}). "
+                               "Wait for it to finish or cancel it first.")
+            self.cancel = threading.Event()
+            self.points, self.epochs, self.last, self._val = [], [], None, {}
+            self.result, self.error, self.config, self.before = None, None, cfg, before
+            self.started, self.finished = time.time(), 0.0
+            self._thread = self._start_thread(lambda: self._run(cfg), "alexnet-train")
+
+    def _progress(self, p: Progress) -> None:
+        self.last = p
+        if p.phase is Phase.TRAIN and p.loss is not None:
+            self.points.append(dict(step=p.step, loss=p.loss, acc=p.acc or 0.0))
+        if p.phase is Phase.VAL and p.val_acc is not None:
+            # the engine reports 'val' before validating (val_acc still the last epoch's) and after it:
+            # keyed by epoch, the later, fresh value wins
+            self._val[p.epoch] = dict(step=p.step, val_acc=p.val_acc, epoch=p.epoch)
+            self.epochs = list(self._val.values())
+
+    def _run(self, cfg: TrainConfig) -> None:
+        try:
+            self.result = train(cfg, progress=self._progress, cancel=self.cancel, pause=self.pause)
+        except Exception as e:  # the visitor sees a sentence; the server log keeps the traceback
+            log.exception("training failed")
+            self.error = str(e) or type(e).__name__
+        finally:
+            self.finished = time.time()
+
+    def status_line(self) -> str:
+        p = self.last
+        if p is None:
+            return "starting" if self.running else "idle"
+        if p.phase in (Phase.DECODE, Phase.FEATURES):
+            return f"{p.phase}: {p.step}/{p.steps or '?'} images ({p.time_split()})"
+        if p.phase is Phase.MODEL:
+            return f"loading the model ({p.time_split()})"
+        parts = [f"epoch {p.epoch}/{p.epochs}", f"step {p.step}/{p.steps or '?'}"]
+        if p.loss is not None:
+            parts.append(f"loss {p.loss:.3f}")
+        if p.val_acc is not None:
+            parts.append(f"val acc {p.val_acc:.1%}")
+        if p.img_per_s:
+            parts.append(f"{p.img_per_s:.0f} img/s")
+        if p.eta_s is not None:
+            parts.append(f"ETA {p.eta_s:.0f} s")
+        return ", ".join(parts)
+
+
+def _plain_thread(target, name: str) -> threading.Thread:
+    t = threading.Thread(target=target, daemon=True, name=name)
+    t.start()
+    return t
