@@ -5,7 +5,8 @@
     compute.cheap(loaded, fn, *args)           -> fn(model, *args)         one pass (a map at another layer, a weight view)
     compute.slow(loaded, fn, *args)            -> fn(copy, *args)          many passes: IG, occlusion, the grid, the checks
     compute.job(loaded, fn, *args)             -> fn(copy, *args)          long jobs: a dataset pass, feature visualisation,
-                                                                           the Retrain tab's evaluation and drift views
+                                                                           the Retrain tab's evaluation
+    compute.pair(after, before, fn, *args)     -> fn(copy, copy, *args)    a job on two models: before/after views
     compute.method(loaded, name, fn, *args)    -> cheap or slow by the method's record (viz.methods)
 
 The rules, each in one place:
@@ -29,7 +30,6 @@ import threading
 from dataclasses import replace
 
 import torch
-from torch import nn
 
 from alexnet import device as dev_
 from alexnet.features import fc7_key, model_hash
@@ -66,10 +66,25 @@ class Compute:
         return self.lanes.run(CHEAP, work)
 
     def slow(self, loaded, fn, /, *args, **kwargs):
-        """fn(the model's replica, *args) in the slow lane; each of its forward passes gives way to cheap work."""
+        """fn(the model's replica, *args) in the slow lane; each of its forward passes gives way to cheap work.
+        A visitor's many-pass map: refused at once with a sentence (app.lanes.Busy) when six already wait."""
         return self.lanes.run(SLOW, self._on_replica, loaded, fn, args, kwargs)
 
-    job = slow        # a long job (a dataset pass, feature visualisation, an evaluation) is slow work: same lane
+    def job(self, loaded, fn, /, *args, **kwargs):
+        """A long job (a dataset pass, feature visualisation, the views after a training run): slow work in the
+        same lane, one at a time, but queued rather than refused when visitors' maps fill it."""
+        return self.lanes.run(SLOW, self._on_replica, loaded, fn, args, kwargs, admit=False)
+
+    def pair(self, loaded, other, fn, /, *args, **kwargs):
+        """fn(loaded's replica, other's replica or None, *args): a job comparing two models (the Retrain tab's
+        before and after), each on its private copy, so neither visitor-facing model is held."""
+        def both(model):
+            if other is None:
+                return fn(model, None, *args, **kwargs)
+            who = self._replica(other)
+            with who.lock:
+                return fn(model, who.model, *args, **kwargs)
+        return self.job(loaded, both)
 
     def method(self, loaded, name: str, fn, /, *args, **kwargs):
         """fn(model, *args) in the lane of attribution method `name` (its record's cost, viz.methods)."""
@@ -91,12 +106,6 @@ class Compute:
             return loaded._replica
 
     # -------------------------------------------------------------- what the model is, without running it
-    def snapshot(self, loaded) -> nn.Module:
-        """A CPU copy of the model as it is now (the Retrain tab's "before"), taken while no hook is attached;
-        its passes (in the jobs that compare before and after) give way to cheap work too."""
-        with loaded.lock:
-            return self.lanes.pausable(copy.deepcopy(loaded.model).cpu())
-
     def model_key(self, loaded) -> str:
         """The model's fingerprint (alexnet.features.model_hash), computed once per loaded model."""
         return self._keys.get_or_make((id(loaded.model), "model"), lambda: self.cheap(loaded, model_hash))

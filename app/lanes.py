@@ -9,10 +9,12 @@
 - Separate models: the slow lane works on a private copy of the model (app.compute's replica), so
   neither lane waits for the other's lock (Captum's Grad-CAM and Guided Backprop hook the model
   they run on, so each model serves one pass at a time).
-- Priority on the cores: before each forward pass of slow work (`pausable`), the slow lane waits
-  while cheap work is in flight, at most `max_wait_s` per pass so it is never starved, and a pass
-  that goes on beside cheap work uses one core. A pass is the unit: IG's 32 steps go through the
-  network as batches of 8 (viz.attribution), each one a point where cheap requests get the CPU back.
+- Priority on the cores: before each forward pass of slow work (`pausable`) and each training
+  step, the caller waits while cheap work is in flight, at most `max_wait_s` per pass so it is never
+  starved; a pass that goes on beside cheap work uses one core, and only one such pass runs at a time
+  (the slow lane's or the trainer's, not both), so visitors keep most of the machine. A pass is the
+  unit: IG's 32 steps go through the network as batches of 8 (viz.attribution), each one a point
+  where cheap requests get the CPU back.
 - Torch's thread count is per thread for threads already running, but `torch.set_num_threads` also
   sets the count every thread started later begins with. So a one-core pass puts the full count
   back as soon as it ends, and every thread that runs the network starts with `all_cores()`: the
@@ -93,6 +95,8 @@ class Lanes:
         self._closing = False
         self._idle = threading.Condition()
         self._paused: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+        self._beside = threading.Semaphore(1)    # one background pass beside cheap work at a time
+        self._holds = threading.local()           # .token: this thread holds it
 
     @contextlib.contextmanager
     def cheap_work(self):
@@ -116,10 +120,12 @@ class Lanes:
         except RuntimeError as e:                 # "cannot schedule new futures after shutdown": a race with it
             raise ShuttingDown() from e
 
-    def run(self, lane: str, fn, /, *args, **kwargs):
+    def run(self, lane: str, fn, /, *args, admit: bool = True, **kwargs):
+        """fn(*args) in `lane`. Slow work beyond `max_slow` in flight is refused (Busy) unless `admit` is False:
+        the app's own jobs (the views after a training run) queue whatever visitors have asked for."""
         if lane != CHEAP:
             with self._idle:
-                if self._slow >= self.max_slow:
+                if admit and self._slow >= self.max_slow:
                     raise Busy(self._slow)
                 self._slow += 1
             try:
@@ -134,19 +140,34 @@ class Lanes:
         try:
             return fn(*args, **kwargs)
         finally:                                  # whatever happened to its passes
-            all_cores()
+            self._pass_ended()
 
     def yield_to_cheap(self) -> None:
-        """Wait (at most max_wait_s) until no cheap work is in flight; a pass that must go on beside cheap
-        work anyway runs on one core, leaving the rest to it. Never call it from cheap work."""
+        """Wait (at most max_wait_s) until no cheap work is in flight. A pass that must go on beside cheap work
+        anyway runs on one core, and only one such pass at a time (the slow lane's or the trainer's, not both),
+        leaving the rest of the machine to the visitors' cheap passes. Never call it from cheap work."""
+        self._release_beside()                    # the caller's previous pass (a training step) is over
         with self._idle:
             idle = self._idle.wait_for(lambda: self._cheap_in_flight == 0 or self._closing, timeout=self.max_wait_s)
             if self._closing:
                 raise ShuttingDown()
         if idle:
             all_cores()
-        else:
-            torch.set_num_threads(1)
+            return
+        # bounded too: a pass that cannot have the token within max_wait_s goes on (nothing starves)
+        if self._beside.acquire(timeout=self.max_wait_s):
+            self._holds.token = True
+        torch.set_num_threads(1)
+
+    def _release_beside(self) -> None:
+        """Give back the one-pass-beside-cheap-work token if this thread holds it (its pass ended)."""
+        if getattr(self._holds, "token", False):
+            self._holds.token = False
+            self._beside.release()
+
+    def _pass_ended(self) -> None:
+        self._release_beside()
+        all_cores()
 
     def pausable(self, model: nn.Module) -> nn.Module:
         """Make every forward pass of `model` (the slow lane's copy) start with `yield_to_cheap` and end
@@ -154,7 +175,7 @@ class Lanes:
         if model not in self._paused:
             model.register_forward_pre_hook(lambda module, args: self.yield_to_cheap())
             # always_call: a pass that raises (a probe stopping at its layer, say) gives the count back too
-            model.register_forward_hook(lambda module, args, out: all_cores(), always_call=True)
+            model.register_forward_hook(lambda module, args, out: self._pass_ended(), always_call=True)
             self._paused.add(model)
         return model
 
@@ -162,7 +183,10 @@ class Lanes:
         """Start a daemon thread that runs the network (the trainer's) with every core, whenever it starts."""
         def run():
             all_cores()
-            target()
+            try:
+                target()
+            finally:
+                self._pass_ended()                # its last step's token, if it held it
         t = threading.Thread(target=run, daemon=True, name=name)
         t.start()
         return t

@@ -56,6 +56,7 @@ def build_app(weights: str | None = None, data: str | None = None, device: str =
         refresh.click(page.refresh_models, model_key, model_key, api_name=False)
     demo.scratch = scratch   # keeps the folder alive as long as the app
     demo.compute = compute   # main() shuts it down when the server stops: queued slow work is dropped
+    demo.page = page         # tests call the handlers (app.classify) with it, without a browser
     return demo
 
 

@@ -139,10 +139,7 @@ def build(page: Page) -> None:
     @friendly
     def run(folder, mode_v, depth_v, recipe_v, epochs_v, lr_v, batch_v, limit_v, key, image_path):
         cfg = config(folder, mode_v, depth_v, recipe_v, epochs_v, lr_v, batch_v, limit_v, key)
-        before = None
-        if mode_v == "finetune":
-            src = reg.get(key)
-            before = (page.compute.snapshot(src), src.meta)
+        before = reg.get(key) if mode_v == "finetune" else None   # the model fine-tuned from, for before/after
         tr.start(cfg, before)
         last = None
         for last in poll():
@@ -159,18 +156,19 @@ def build(page: Page) -> None:
         reg.forget(ckpt)
         after = reg.get(ckpt)
         decoded = decode_folder(tr.config.data)
-        jobs = page.compute                       # each view runs the network: a job on the model's replica
+        jobs = page.compute                       # each view runs the network: a job on the models' replicas
         report = jobs.job(after, held_out, after.meta, decoded)
-        before_model, before_meta = tr.before or (None, None)
-        conv = jobs.cheap(after, lambda net: compare(before_model if before_model is not None else net, net))["image"]
+        before = tr.before                        # the Loaded it was fine-tuned from; None from scratch
+        bmeta = before.meta if before is not None else None
+        conv = jobs.pair(after, before, lambda net, old: compare(old if old is not None else net, net))["image"]
         cam_items = []
         if image_path:
             x, _ = after.prepare(image_path)
-            cam_items = jobs.job(after, lambda net: gradcam_before_after([("before", before_model, before_meta),
-                                                                          ("after", net, after.meta)], x))
+            cam_items = jobs.pair(after, before, lambda net, old: gradcam_before_after(
+                [("before", old, bmeta), ("after", net, after.meta)], x))
         moved = None
-        if before_model is not None:              # fine-tuning: the same photos, mapped by both models
-            moved = jobs.job(after, lambda net: held_out_drift(before_model, before_meta, net, after.meta, decoded)).image
+        if before is not None:                    # fine-tuning: the same photos, mapped by both models
+            moved = jobs.pair(after, before, lambda net, old: held_out_drift(old, bmeta, net, after.meta, decoded)).image
         return base + (report.confusion, report.misclassified, conv, cam_items, moved)
 
     def do_cancel():

@@ -36,7 +36,7 @@ class Trainer:
         self.result = None
         self.error: str | None = None
         self.config: TrainConfig | None = None
-        self.before = None               # the model before training, for the before/after views
+        self.before = None               # the model fine-tuned from (an app.state.Loaded), for before/after
         self.started = 0.0
         self.finished = 0.0
 

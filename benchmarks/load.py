@@ -23,7 +23,7 @@ at the end. Only loopback addresses are accepted: this is a load test for your o
 never for someone else's server.
 
 --long-jobs adds what a server also runs: one visitor synthesising conv5 units in a loop
-(/feature_visualisation) and fine-tunes of fc6-fc8 on the flowers pack one after another (/train),
+(/feature_visualisation) and the Retrain tab's default fine-tune one after another (/train),
 their latencies reported apart (`long_jobs`). A slow map the server refuses at once with a sentence
 (app.lanes.Busy: too many waiting) counts as `refused`, not as an error.
 
@@ -223,7 +223,8 @@ async def http_request(client, url: str, image: tuple[str, bytes], method: str, 
 
 async def long_jobs(client, url: str, defaults: dict, start: float, end: float, results: list) -> None:
     """The long jobs beside the visitors: one visitor synthesising conv5 units in a loop (/feature_visualisation)
-    and one fine-tune after another of fc6-fc8 on the flowers pack (/train, --freeze conv5), until the window ends."""
+    and one default fine-tune after another (/train: a new fc8 on the shipped model's fc7, with its before/after
+    views), until the window ends."""
     import asyncio
 
     async def loop(name: str, data_for) -> None:
@@ -245,10 +246,7 @@ async def long_jobs(client, url: str, defaults: dict, start: float, end: float, 
         return data
 
     def finetune(i: int) -> list:
-        names = [p["parameter_name"] for p in defaults["train_parameters"]]
-        data = list(defaults["train"])
-        data[names.index("depth_v")] = "conv5"
-        return data
+        return list(defaults["train"])                       # the Retrain tab's default Start
 
     await asyncio.gather(loop("feature_visualisation", vis), loop("train", finetune))
 
@@ -265,8 +263,6 @@ async def http_users(n: int, url: str, image_path: str, methods: list[str], star
         info = (await client.get(url + "gradio_api/info")).json()["named_endpoints"]
         apis = ("classify", "explain") + (("feature_visualisation", "train") if long else ())
         defaults = {api: [p.get("parameter_default") for p in info[f"/{api}"]["parameters"]] for api in apis}
-        if long:
-            defaults["train_parameters"] = info["/train"]["parameters"]
 
         async def visitor(i: int) -> None:
             rng = random.Random(i)
@@ -296,7 +292,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--concurrency", type=int, default=None, help="--concurrency for the app this script starts")
     ap.add_argument("--request-timeout", type=float, default=180.0, help="seconds before one request counts as failed")
     ap.add_argument("--long-jobs", action="store_true",
-                    help="also run feature visualisation in a loop and fine-tunes (fc6-fc8) one after another (http client)")
+                    help="also run feature visualisation in a loop and default fine-tunes one after another (http client)")
     ap.add_argument("--client", choices=["http", "gradio_client"], default="http",
                     help="http: light asyncio visitors (default); gradio_client: one Client and thread per visitor")
     args = ap.parse_args(argv)
@@ -373,7 +369,7 @@ def main(argv=None) -> dict:
         refused = sum(1 for _, _, ok, kind in visits if not ok and kind.startswith("Refused"))
         errors = Counter(kind for _, _, ok, kind in visits if not ok and not kind.startswith("Refused"))
         long_rows = {name: dict(summary([ms for n, ms, ok, _ in results if n == name and ok]),
-                                errors=sum(1 for n, _, ok, _ in results if n == name and not ok))
+                                errors=[kind for n, _, ok, kind in results if n == name and not ok][:3])
                      for name in ("feature_visualisation", "train") if args.long_jobs}
         mb = lambda kb: None if not kb else round(kb / 1024, 1)   # noqa: E731
         out = dict(

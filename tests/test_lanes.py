@@ -276,7 +276,12 @@ def test_slow_work_beyond_the_bound_is_refused_at_once_with_a_sentence():
             lanes.run(SLOW, lambda: "never")
         assert time.perf_counter() - t0 < 0.5                      # refused at once
         assert lanes.run(CHEAP, lambda: "cheap still runs") == "cheap still runs"
+        jobs = []                                                   # the app's own job queues instead
+        job = threading.Thread(target=lambda: jobs.append(lanes.run(SLOW, lambda: "job ran", admit=False)))
+        job.start()
         release.set()
+        job.join(5)
+        assert jobs == ["job ran"]
         for t in running:
             t.join(5)
         assert lanes.run(SLOW, lambda: "admitted again") == "admitted again"   # the bound counts what is in flight
@@ -306,5 +311,37 @@ def test_a_thread_the_lanes_start_during_a_one_core_pass_gets_every_core():
         with lanes.cheap_work():
             lanes.run(SLOW, model, torch.zeros(1, 2))
         assert got == [CORES]
+    finally:
+        lanes.shutdown()
+
+
+def test_only_one_background_pass_at_a_time_runs_beside_cheap_work():
+    """The slow lane's passes and the trainer's steps share one token while visitors' cheap work is in flight:
+    two background threads never run a pass beside it at once (each pass still runs: nothing starves)."""
+    lanes = Lanes(max_wait_s=0.2)
+    active, peak, done = [0], [0], []
+    count = threading.Lock()
+
+    def background(name):
+        for _ in range(3):
+            lanes.yield_to_cheap()                 # beside cheap work: one core, and the token
+            with count:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+            time.sleep(0.1)                        # the pass
+            with count:
+                active[0] -= 1
+        lanes._pass_ended()
+        done.append(name)
+
+    try:
+        with lanes.cheap_work():
+            threads = [threading.Thread(target=background, args=(n,)) for n in ("slow lane", "trainer")]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(10)
+        assert sorted(done) == ["slow lane", "trainer"] and peak[0] == 1
+        assert torch.get_num_threads() == CORES
     finally:
         lanes.shutdown()

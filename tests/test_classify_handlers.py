@@ -1,0 +1,48 @@
+"""app.classify's handlers are plain functions of the page: called here without a browser or a server."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app import classify as H
+from app.page import build_app
+
+
+@pytest.fixture(scope="module")
+def page():
+    demo = build_app()                                           # the shipped flowers model; no server
+    yield demo.page
+    demo.compute.shutdown()
+
+
+@pytest.fixture
+def photo(tmp_path):
+    rgb = np.zeros((256, 256, 3), np.uint8)
+    rgb[..., 0] = np.linspace(0, 255, 256, dtype=np.uint8)[None, :]   # a red ramp
+    path = tmp_path / "ramp.png"
+    Image.fromarray(rgb).save(path)
+    return str(path)
+
+
+def test_classify_and_the_panel_rule(page, photo):
+    top5 = H.classify(page, photo, "flowers")
+    assert len(top5) == 5 and abs(sum(top5.values()) - 1) < 0.2 and set(top5) <= set(page.registry.meta_of("flowers")["classes"])
+    # saliency at conv5 comes from the panel: the /explain map equals the panel's own saliency
+    loaded = page.registry.get("flowers")
+    x, _ = loaded.prepare(photo)
+    p = page.compute.panel(loaded, x)
+    _, npy = H.explain_api(page, photo, "saliency", "flowers")
+    np.testing.assert_allclose(np.load(npy), p.saliency, rtol=1e-5, atol=1e-7)
+    assert H.in_panel("gradcam", "conv5") and not H.in_panel("gradcam", "conv3")
+    assert not H.in_panel("integrated_gradients", "conv5")
+
+
+def test_an_upload_yields_the_panel_first_and_a_slow_method_second(page, photo):
+    frames = list(H.on_upload(page, photo, "flowers", "integrated_gradients", "conv5"))
+    assert len(frames) == 2                                      # what is ready, then the slow map
+    first, second = frames
+    assert first[0] == photo and len(first[1]) == 5 and first[2] is None     # top-5 now, IG not yet
+    assert second[2] is not None and np.load(second[5]).shape == (227, 227)   # IG's overlay and raw map
+    frames = list(H.on_upload(page, photo, "flowers", "saliency", "conv5"))
+    assert len(frames) == 1 and frames[0][2] is not None                      # the panel is the whole answer
