@@ -67,7 +67,7 @@ class Compute:
 
     def slow(self, loaded, fn, /, *args, **kwargs):
         """fn(the model's replica, *args) in the slow lane; each of its forward passes gives way to cheap work.
-        A visitor's many-pass map: refused at once with a sentence (app.lanes.Busy) when six already wait."""
+        A visitor's many-pass map: refused at once with a sentence (app.lanes.Busy) when eight already wait."""
         return self.lanes.run(SLOW, self._on_replica, loaded, fn, args, kwargs)
 
     def job(self, loaded, fn, /, *args, **kwargs):

@@ -80,14 +80,14 @@ def lane_of(method: str) -> str:
 class Lanes:
     """Worker pools per lane; `run(lane, fn, ...)` runs fn there and returns (or raises) what it does."""
 
-    def __init__(self, cheap_workers: int = 2, max_wait_s: float = 3.0, max_slow: int = 6):
+    def __init__(self, cheap_workers: int = 2, max_wait_s: float = 3.0, max_slow: int = 8):
         # Two cheap workers: while one runs its pass under the model's lock, the other decodes the next
         # upload and draws the last overlay (PIL and numpy work outside the lock).
         self._pools = {lane: ThreadPoolExecutor(n, thread_name_prefix=f"lane-{lane}", initializer=all_cores)
                        for lane, n in ((CHEAP, cheap_workers), (SLOW, 1))}
         self._batchers: list[Batcher] = []
         self.max_wait_s = max_wait_s
-        # Slow work admitted at once (running + queued): at 2-8 s each on 2 cores, the sixth waits ~30 s;
+        # Slow work admitted at once (running + queued): at 2-8 s each on 2 cores, the eighth waits ~15-60 s;
         # more would wait past what a visitor (or the API's 180 s client timeout) will.
         self.max_slow = max_slow
         self._slow = 0

@@ -9,6 +9,7 @@ from alexnet.shapes import conv1_note, layer_table, spec_table, to_markdown
 from app.context import Page
 from app.ui import friendly, need_image
 from viz.activations import fc_bars, layer_maps
+from viz import arithmetic as arith
 from viz.lesson import layer_text, lesson_pack
 
 _P, _T = default_input_size("paper"), default_input_size("torchvision")     # 227, 224
@@ -78,3 +79,51 @@ def build(page: Page) -> None:
         return str(lesson_pack(rows, arch, size, pics, out, img))
 
     export.click(do_export, [page.image, page.model_key], pack, api_name=False)
+
+    with gr.Accordion("One unit's arithmetic: click the photo, see how a value is computed", open=False):
+        gr.Markdown("Pick a layer and a channel and press **Show its arithmetic**; then click anywhere on the photo: "
+                    "the unit whose receptive field is centred there is boxed, and its value is written out with "
+                    "this photo's numbers (the largest products, the rest summed, the bias, the ReLU).")
+        with gr.Row():
+            unit_layer = gr.Dropdown(list(arith.STEPS), value="conv1", label="Layer", elem_id="unit-layer")
+            unit_channel = gr.Number(value=0, precision=0, minimum=0, label="Channel (or fc unit)", elem_id="unit-channel")
+            unit_y = gr.Number(value=27, precision=0, minimum=0, label="Row", elem_id="unit-y")
+            unit_x = gr.Number(value=27, precision=0, minimum=0, label="Column", elem_id="unit-x")
+            unit_btn = gr.Button("Show its arithmetic")
+        with gr.Row():
+            unit_photo = gr.Image(label="Click where to look (the box is the unit's receptive field)", type="pil",
+                                  interactive=False, elem_id="unit-photo")
+            unit_text = gr.Markdown(elem_id="unit-arithmetic")
+
+    def arithmetic(image_path, key, layer_v, channel_v, y_v, x_v, click=None):
+        """(row, column, picture, text) of one unit; `click` (x, y) in the photo's pixels picks the unit."""
+        need_image(image_path)
+        loaded = page.registry.get(key)
+        x, _ = loaded.prepare(image_path)
+        steps = page.compute.cheap(loaded, arith.trace, x)
+        out = steps[layer_v].output
+        channels = out.shape[0]
+        c = int(channel_v or 0)
+        if not 0 <= c < channels:
+            raise gr.Error(f"{layer_v} has channels 0-{channels - 1}; {c} is not one of them.")
+        if click is not None:
+            y, xx = arith.unit_at(steps, layer_v, *click)
+        else:
+            y, xx = (0, 0) if out.dim() == 1 else (min(max(int(y_v or 0), 0), out.shape[1] - 1),
+                                                   min(max(int(x_v or 0), 0), out.shape[2] - 1))
+        a = page.compute.cheap(loaded, arith.unit_arithmetic, steps, layer_v, c, y, xx)
+        text = arith.to_markdown(a) + ("\n\n" + loaded.notice if loaded.notice else "")
+        return y, xx, arith.picture(loaded.seen(x), a, loaded.meta["mean"], loaded.meta["std"]), text
+
+    @friendly
+    def on_button(image_path, key, layer_v, channel_v, y_v, x_v):
+        return arithmetic(image_path, key, layer_v, channel_v, y_v, x_v)
+
+    @friendly
+    def on_click(image_path, key, layer_v, channel_v, evt: gr.SelectData):
+        return arithmetic(image_path, key, layer_v, channel_v, None, None, click=tuple(evt.index[:2]))
+
+    unit_ins = [page.image, page.model_key, unit_layer, unit_channel]
+    unit_outs = [unit_y, unit_x, unit_photo, unit_text]
+    unit_btn.click(on_button, unit_ins + [unit_y, unit_x], unit_outs, api_name=False)
+    unit_photo.select(on_click, unit_ins, unit_outs, api_name=False)

@@ -249,6 +249,36 @@ def test_layers_export_lesson_pack(page, shots, tmp_path):
     save_shot(page, shots, "layers-export")
 
 
+def test_clicking_the_photo_shows_a_conv1_units_box_and_the_librarys_sum(page, photo, shots):
+    """Issue 23: a click picks a conv1 unit; the page boxes its receptive field and writes a sum whose value is
+    the library's (viz.arithmetic on the same photo and the shipped model, run here)."""
+    from alexnet import weights as W
+    from alexnet.compact import SHIPPED
+    from alexnet.images import open_image, preprocess
+    from viz.arithmetic import trace, unit_arithmetic
+    page.get_by_text("One unit's arithmetic").click()
+    page.get_by_role("button", name="Show its arithmetic").click()
+    text = page.locator("#unit-arithmetic")
+    expect(text).to_contain_text("363 products", timeout=QUICK)
+    img = page.locator("#unit-photo img")
+    assert_picture(img, "the unit's photo")
+    box = img.bounding_box()
+    img.click(position={"x": box["width"] * 0.1, "y": box["height"] * 0.2})     # near the photo's top left
+    expect(text).not_to_contain_text("at (27, 27)", timeout=QUICK)
+    y, x = (int(page.locator(f"#unit-{k} input").input_value()) for k in ("y", "x"))
+    assert (y, x) != (27, 27) and x < 27 and y < 27
+    model, meta = W.load(str(SHIPPED))
+    xin = preprocess(open_image(str(photo)), meta["input_size"], meta["mean"], meta["std"])
+    a = unit_arithmetic(model.eval(), trace(model.eval(), xin), "conv1", 0, y, x)
+    expect(text).to_contain_text(f"conv1 channel 0 at ({y}, {x})")
+    expect(text).to_contain_text(f"-> ReLU -> {a.value:.4g}")
+    from PIL import Image
+    shot = np.asarray(Image.open(io.BytesIO(img.screenshot())).convert("RGB")).astype(int)
+    red = (shot[..., 0] > 200) & (shot[..., 1] < 90) & (shot[..., 2] < 90)
+    assert red.sum() > 40, "no red receptive-field box on the photo"
+    save_shot(page, shots, "layers-unit")
+
+
 # ------------------------------------------------------------------ Embeddings
 def test_embeddings_build_map(page, shots):
     open_tab(page, "Embeddings")
