@@ -19,6 +19,9 @@ from app.trainer import Trainer
 from app.ui import friendly
 
 TITLE = "AlexNet Explainer"
+# Tables of numbers read on a projector: a cell never breaks inside a number ("105,415,20 / 0"); the table
+# scrolls sideways instead when the window is narrow.
+CSS = "#shape-table table td, #shape-table table th { white-space: nowrap; } #shape-table { overflow-x: auto; }"
 TABS = (("Classify & Explain", "classify", tab_classify), ("Filters", "filters", tab_filters),
         ("Layers", "layers", tab_layers), ("Embeddings", "embeddings", tab_embeddings),
         ("Retrain", "retrain", tab_retrain), ("About", "about", tab_about))

@@ -18,9 +18,11 @@ VIEWS = {f"paper @ {_P}": ("paper", _P), f"torchvision @ {_T}": ("torchvision", 
 DEFAULT_VIEW = next(iter(VIEWS))
 
 
-def table_markdown(view: str) -> str:
+def table_markdown(view: str, classes: int | None = None) -> str:
+    """The shape table for a view; fc8 with the current model's class count (`classes`, default 1,000)."""
     arch, size = VIEWS[view]
-    return conv1_note(arch, size) + "\n\n" + to_markdown(layer_table(arch, size))
+    rows = layer_table(arch, size, **({"num_classes": int(classes)} if classes else {}))
+    return conv1_note(arch, size) + "\n\n" + to_markdown(rows)
 
 
 def _picture(acts, layer, img):
@@ -33,8 +35,14 @@ def build(page: Page) -> None:
     gr.Markdown("Each row applies `floor((W - F + 2P) / S) + 1` to the side W: kernel F, stride S, padding P. "
                 "Step through the forward pass with **Next** to see your image at every layer.")
     view = gr.Radio(list(VIEWS), value=DEFAULT_VIEW, label="Architecture and input size")
-    table = gr.Markdown(table_markdown(DEFAULT_VIEW), elem_id="shape-table")
-    view.change(table_markdown, view, table, api_name=False)
+    table = gr.Markdown(table_markdown(DEFAULT_VIEW), elem_id="shape-table")   # page.CSS: no number wraps
+
+    def table_for(view_v, key):
+        """The table with fc8 as wide as the chosen model's class list (5 for the flowers model)."""
+        return table_markdown(view_v, len(page.registry.meta_of(key).get("classes") or []) or None)
+
+    for event in (view.change, page.model_key.change, page.demo.load):
+        event(table_for, [view, page.model_key], table, api_name=False)
     step = gr.State(-1)   # the first Next shows conv1
     with gr.Row():
         prev = gr.Button("◀ Previous")

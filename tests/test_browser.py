@@ -223,6 +223,10 @@ def test_layers_table_and_step_through(page, shots):
     table = page.locator("#shape-table")
     expect(table).to_contain_text("96x55x55")
     expect(table).to_contain_text("227")
+    fc8 = table.locator("tr", has_text="fc8")
+    expect(fc8).to_contain_text("20,480")                  # 4096 x 5: the shipped flowers model's fc8, not 1,000 classes
+    cell = table.locator("td", has_text="58,621,952").or_(table.locator("td").nth(8))
+    assert cell.first.evaluate("el => getComputedStyle(el).whiteSpace") == "nowrap"   # no number breaks mid-digit
     info = page.locator("#walk-info")
     nxt = page.get_by_role("button", name="Next ▶")
     nxt.click()
