@@ -20,6 +20,22 @@ def _pair(v) -> int:
     return v[0] if isinstance(v, tuple) else int(v)
 
 
+def out_side(w: int, f: int, s: int, p: int) -> dict:
+    """The side a kernel F, stride S, padding P leaves of a W-pixel side: floor((W - F + 2P) / S) + 1.
+
+    -> {"out": the side, "exact": (W - F + 2P) / S + 1 before the floor, "whole": no pixel left over,
+    "dropped": input pixels the last window does not reach, "formula": the line the table prints}.
+    """
+    if min(w, f, s) < 1 or p < 0:
+        raise ValueError(f"W, F and S must be at least 1 and P at least 0 (got W={w}, F={f}, S={s}, P={p})")
+    num = w - f + 2 * p
+    if num < 0:
+        raise ValueError(f"a {f}x{f} kernel does not fit in {w} pixels with padding {p}: nothing comes out")
+    out = num // s + 1
+    return dict(out=out, exact=num / s + 1, whole=num % s == 0, dropped=num % s,
+                formula=f"floor(({w} - {f} + 2*{p}) / {s}) + 1 = {out}")
+
+
 def _walk(model: AlexNet, size: int) -> list[dict]:
     """Follow (C, H, W), receptive field and jump through every module; one row per named layer."""
     taps = {id(model.tap(n)): n for n in LAYERS}
@@ -31,13 +47,12 @@ def _walk(model: AlexNet, size: int) -> list[dict]:
     for m in mods:
         if isinstance(m, (nn.Conv2d, nn.MaxPool2d)):
             k, s, p = _pair(m.kernel_size), _pair(m.stride), _pair(m.padding)
-            num = h - k + 2 * p
-            out = num // s + 1
-            if out < 1:
+            if h - k + 2 * p < 0:
                 raise ValueError(f"a {size}x{size} input is too small: {type(m).__name__} ({k}x{k}/{s}) "
                                  f"would get a {h}x{h} map and output nothing")
-            pending.update(kernel=k, stride=s, padding=p,
-                           formula=f"floor(({h} - {k} + 2*{p}) / {s}) + 1 = {out}", exact=num % s == 0)
+            side = out_side(h, k, s, p)
+            out = side["out"]
+            pending.update(kernel=k, stride=s, padding=p, formula=side["formula"], exact=side["whole"])
             if isinstance(m, nn.Conv2d):
                 pending.update(groups=m.groups)
                 pending["weights"] += m.weight.numel()

@@ -10,6 +10,7 @@ from app.context import Page
 from app.ui import friendly, need_image
 from viz.activations import fc_bars, layer_maps
 from viz import arithmetic as arith
+from viz import formula
 from viz.lesson import layer_text, lesson_pack
 
 _P, _T = default_input_size("paper"), default_input_size("torchvision")     # 227, 224
@@ -87,6 +88,33 @@ def build(page: Page) -> None:
         return str(lesson_pack(rows, arch, size, pics, out, img))
 
     export.click(do_export, [page.image, page.model_key], pack, api_name=False)
+
+    with gr.Accordion("The formula, live: change W, F, S, P and watch the output side", open=False):
+        with gr.Row():
+            fw = gr.Number(value=224, precision=0, minimum=1, maximum=2048, label="W (input side)", elem_id="f-w")
+            ff = gr.Number(value=11, precision=0, minimum=1, maximum=64, label="F (kernel)", elem_id="f-f")
+            fs = gr.Number(value=4, precision=0, minimum=1, maximum=32, label="S (stride)", elem_id="f-s")
+            fp = gr.Number(value=0, precision=0, minimum=0, maximum=32, label="P (padding)", elem_id="f-p")
+        with gr.Row():
+            presets = {"the paper's 224": (224, 11, 4, 0), "227 (what Caffe used)": (227, 11, 4, 0),
+                       "torchvision: 224, padding 2": (224, 11, 4, 2), "pool1: 55, 3/2": (55, 3, 2, 0)}
+            preset_btns = {name: gr.Button(name, size="sm") for name in presets}
+        formula_text = gr.Markdown(formula.explain(224, 11, 4, 0), elem_id="formula-text")
+        formula_img = gr.Image(formula.windows(224, 11, 4, 0), label="Input pixels (blue: read; red: never read; "
+                               "grey: padding) and the windows", type="pil", interactive=False, elem_id="formula-img")
+
+    @friendly
+    def live(w, f, s, p):
+        try:
+            args = tuple(int(v) for v in (w, f, s, p))
+            return formula.explain(*args), formula.windows(*args)
+        except (TypeError, ValueError) as e:            # a number left empty, or a kernel that does not fit
+            raise gr.Error(str(e) if str(e) else "W, F, S and P must be whole numbers.") from None
+
+    for box in (fw, ff, fs, fp):
+        box.change(live, [fw, ff, fs, fp], [formula_text, formula_img], api_name=False, trigger_mode="always_last")
+    for name, btn in preset_btns.items():
+        btn.click(lambda v=presets[name]: v, None, [fw, ff, fs, fp], api_name=False)
 
     with gr.Accordion("One unit's arithmetic: click the photo, see how a value is computed", open=False):
         gr.Markdown("Pick a layer and a channel and press **Show its arithmetic**; then click anywhere on the photo: "
