@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import copy
 import threading
+import weakref
 from dataclasses import replace
 
 import torch
 
 from alexnet import device as dev_
 from alexnet.features import fc7_key, model_hash
-from alexnet.lru import LRU
 from app.lanes import CHEAP, SLOW, Batcher, Lanes, lane_of
 from viz.attribution import Panel, panels
 
@@ -44,7 +44,10 @@ class Compute:
         self.lanes = Lanes(cheap_workers=cheap_workers, max_wait_s=max_wait_s)
         self._forward = Batcher(self.lanes, _forward, max_batch, name="forward")
         self._panels = Batcher(self.lanes, _panels, max_batch, name="panel")
-        self._keys: LRU = LRU(8)                  # (id of a model, what) -> its fingerprint or store key
+        # model -> {what: its fingerprint or store key}; weak, so a model reloaded at the same address (a
+        # retrained checkpoint) never inherits the keys of the one it replaced
+        self._keys: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._keys_lock = threading.Lock()
         self._replica_lock = threading.Lock()
 
     # -------------------------------------------------------------- cheap, batched across visitors
@@ -108,13 +111,22 @@ class Compute:
     # -------------------------------------------------------------- what the model is, without running it
     def model_key(self, loaded) -> str:
         """The model's fingerprint (alexnet.features.model_hash), computed once per loaded model."""
-        return self._keys.get_or_make((id(loaded.model), "model"), lambda: self.cheap(loaded, model_hash))
+        return self._key(loaded, ("model",), lambda: self.cheap(loaded, model_hash))
 
     def fc7_key(self, loaded, data_key: str) -> str:
         """The feature store's name for this model's fc7 over a dataset (shared with training)."""
         m = loaded.meta
-        return self._keys.get_or_make((id(loaded.model), "fc7", data_key), lambda: self.cheap(
+        return self._key(loaded, ("fc7", data_key), lambda: self.cheap(
             loaded, fc7_key, data_key, m["mean"], m["std"], m["input_size"]))
+
+    def _key(self, loaded, what: tuple, make) -> str:
+        with self._keys_lock:
+            found = self._keys.get(loaded.model, {}).get(what)
+        if found is None:                         # computed outside the lock: a fingerprint reads 61M weights
+            found = make()
+            with self._keys_lock:
+                self._keys.setdefault(loaded.model, {})[what] = found
+        return found
 
     # -------------------------------------------------------------- the trainer and the server's end
     def yield_to_cheap(self) -> None:

@@ -66,3 +66,18 @@ def test_a_slow_pass_waits_while_cheap_work_is_in_flight():
     finally:
         release.set()
         compute.shutdown()
+
+
+def test_a_models_keys_are_kept_with_it_and_follow_a_new_model():
+    compute, loaded = Compute(registry=None), loaded_tiny()
+    try:
+        first = compute.model_key(loaded)
+        assert compute.model_key(loaded) == first
+        assert compute.fc7_key(loaded, "data-a") != compute.fc7_key(loaded, "data-b")
+        retrained = loaded_tiny()
+        with torch.no_grad():
+            retrained.model.param_layer("fc8").weight.add_(1.0)
+        assert compute.model_key(retrained) != first                       # another model, its own fingerprint
+        assert compute.fc7_key(retrained, "data-a") == compute.fc7_key(loaded, "data-a")   # fc8 is not in fc7's key
+    finally:
+        compute.shutdown()
