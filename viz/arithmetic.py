@@ -116,7 +116,7 @@ def trace(model: AlexNet, x: torch.Tensor) -> dict[str, Step]:
     return steps
 
 
-def _box(model: AlexNet | None, steps: dict[str, Step], layer: str, y: int, x: int, size: int):
+def _box(steps: dict[str, Step], layer: str, y: int, x: int, size: int):
     """The input pixels unit (y, x) of `layer` depends on: walk the spatial layers back to the image."""
     spatial = [s for s in steps.values() if s.kind in ("conv", "pool")]
     upto = [s for s in spatial if STEPS.index(s.name) <= STEPS.index(layer)]
@@ -178,7 +178,7 @@ def unit_arithmetic(model: AlexNet, steps: dict[str, Step], layer: str, channel:
         return Arithmetic(layer, "fc", channel, 0, 0, value,
                           f"sum of {len(inp):,} products + bias = {pre:.4g}{tail}", None, terms, rest, len(inp),
                           bias, pre)
-    box = _box(model, steps, layer, y, x, size)
+    box = _box(steps, layer, y, x, size)
     m = s.module
     if s.kind == "conv":
         k, st, p = _kernel(m), _stride(m), _pad(m)
@@ -239,7 +239,7 @@ def unit_at(steps: dict[str, Step], layer: str, px: float, py: float) -> tuple[i
     def nearest(n: int, p: float, axis: int) -> int:
         centres = []
         for u in range(n):
-            box = _box(None, steps, layer, u, u, size)
+            box = _box(steps, layer, u, u, size)
             centres.append((box[axis] + box[axis + 2]) / 2)
         return int(np.argmin([abs(c - p) for c in centres]))
     return nearest(out.shape[1], py, 1), nearest(out.shape[2], px, 0)
