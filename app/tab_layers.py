@@ -10,6 +10,7 @@ from app.context import Page
 from app.ui import friendly, need_image
 from viz.activations import fc_bars, layer_maps
 from viz import arithmetic as arith
+from viz import diagram as diagram_
 from viz import formula
 from viz.lesson import layer_text, lesson_pack
 
@@ -32,7 +33,40 @@ def _picture(acts, layer, img):
     return layer_maps(acts, layer, image=img)["image"]
 
 
+def network(page: Page, image_path, key) -> tuple:
+    """(picture, blocks) of the chosen model drawn from its shape table; with a photo, its activations inside."""
+    loaded = page.registry.get(key)
+    rows = spec_table(loaded.meta["spec"], loaded.meta["input_size"])
+    acts = img = None
+    if image_path:
+        _, acts, x, _ = page.compute.forward(loaded, image_path)
+        img = loaded.seen(x)
+    d = diagram_.draw(rows, acts=acts, photo=img, classes=loaded.meta.get("classes"))
+    return d.image, d.blocks
+
+
+def layer_step(page: Page, i: int, image_path, key) -> tuple:
+    """(i, text, picture) of step i of the walk: the layer's row of the table in words and, with a photo,
+    its maps (conv, pool) or bars (fc)."""
+    loaded = page.registry.get(key)
+    i = i % len(LAYERS)
+    row = spec_table(loaded.meta["spec"], loaded.meta["input_size"])[i]
+    text = f"**Step {i + 1} of {len(LAYERS)}**\n\n" + layer_text(row)
+    if not image_path:
+        return i, text + "\n\nUpload a photo (Classify & Explain) to see its maps here.", None
+    _, acts, x, _ = page.compute.forward(loaded, image_path)
+    if loaded.notice:
+        text += "\n\n" + loaded.notice
+    return i, text, _picture(acts, LAYERS[i], loaded.seen(x))
+
+
 def build(page: Page) -> None:
+    with gr.Accordion("The network, drawn to scale", open=True):
+        gr.Markdown("Each block's face is its map (H x W) with this photo's mean activation in it, its depth the "
+                    "channels; where the paper split the work over two GPUs the layer is drawn as two towers, which "
+                    "exchange maps only at conv3 and fc6 (orange). Click a block to open that layer below.")
+        diagram = gr.Image(show_label=False, type="pil", interactive=False, elem_id="diagram")
+        blocks = gr.State(None)      # where each layer sits on the picture, for clicks
     gr.Markdown("Each row applies `floor((W - F + 2P) / S) + 1` to the side W: kernel F, stride S, padding P. "
                 "Step through the forward pass with **Next** to see your image at every layer.")
     view = gr.Radio(list(VIEWS), value=DEFAULT_VIEW, label="Architecture and input size")
@@ -50,30 +84,36 @@ def build(page: Page) -> None:
         nxt = gr.Button("Next ▶", variant="primary")
         export = gr.Button("Export lesson pack (.zip)")
     info = gr.Markdown("Press **Next** to start at conv1.", elem_id="walk-info")
-    picture = gr.Image(label="Activations at this layer", type="pil", interactive=False)
+    picture = gr.Image(label="Activations at this layer", type="pil", interactive=False, elem_id="walk-picture")
     pack = gr.File(label="Lesson pack", interactive=False)
-
-    @friendly
-    def show(i, image_path, key):
-        need_image(image_path)
-        loaded = page.registry.get(key)
-        _, acts, x, _ = page.compute.forward(loaded, image_path)
-        img = loaded.seen(x)
-        i = i % len(LAYERS)
-        row = spec_table(loaded.meta["spec"], loaded.meta["input_size"])[i]
-        text = f"**Step {i + 1} of {len(LAYERS)}**\n\n" + layer_text(row)
-        if loaded.notice:
-            text += "\n\n" + loaded.notice
-        return i, text, _picture(acts, LAYERS[i], img)
 
     def go(delta):
         @friendly
         def move(i, image_path, key):
-            return show((i or 0) + delta, image_path, key)
+            need_image(image_path)
+            return layer_step(page, (i or 0) + delta, image_path, key)
         return move
 
     prev.click(go(-1), [step, page.image, page.model_key], [step, info, picture], api_name=False)
     nxt.click(go(+1), [step, page.image, page.model_key], [step, info, picture], api_name=False)
+
+    @friendly
+    def draw_network(image_path, key):
+        return network(page, image_path, key)
+
+    @friendly
+    def open_block(image_path, key, where, evt: gr.SelectData):
+        layer = diagram_.block_at(where or [], *evt.index[:2])
+        if layer is None or layer == "input":
+            loaded = page.registry.get(key)
+            note = conv1_note(loaded.meta["arch"], loaded.meta["input_size"])
+            return -1, f"**The input**: a photo is 3 x {loaded.meta['input_size']} x {loaded.meta['input_size']} " \
+                       f"numbers (red, green, blue).\n\n{note}", None
+        return layer_step(page, LAYERS.index(layer), image_path, key)
+
+    for event in (page.tabs["layers"].select, page.model_key.change, page.demo.load):
+        event(draw_network, [page.image, page.model_key], [diagram, blocks], api_name=False)
+    diagram.select(open_block, [page.image, page.model_key, blocks], [step, info, picture], api_name=False)
 
     @friendly
     def do_export(image_path, key):

@@ -1,0 +1,72 @@
+"""The classroom walkthrough in headless Chromium (issue 23): the network drawn and clicked, the paper's tricks on
+a photo, the guided tour from first step to last, and the page in English and 简体中文.
+
+Its own browser context on the session's server (tests/conftest.py app_server), one visitor for the module:
+tests run in file order and build on each other. Helpers are test_browser's.
+"""
+from __future__ import annotations
+
+import pytest
+
+from test_browser import CHROMIUM_ARGS, QUICK, assert_picture, open_tab, save_shot
+
+from playwright.sync_api import expect, sync_playwright  # noqa: E402  (test_browser skipped us if absent)
+
+from conftest import chromium_path
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    return tmp_path_factory.mktemp("classroom-shots")
+
+
+@pytest.fixture(scope="module")
+def photo():
+    from app.examples import flower_examples
+    return next(e.path for e in flower_examples() if e.label == "roses")
+
+
+@pytest.fixture(scope="module")
+def page(app_server, photo):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+        ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US")
+        pg = ctx.new_page()
+        pg.set_default_timeout(QUICK)
+        pg.goto(app_server["url"], wait_until="domcontentloaded")
+        pg.locator("#upload").wait_for(state="visible")
+        pg.locator("#upload input[type=file]").set_input_files(str(photo))
+        expect(pg.locator("#top5")).to_contain_text("%", timeout=QUICK)
+        yield pg
+        ctx.close()
+        browser.close()
+
+
+def shipped_blocks():
+    """Where the library draws each block for the shipped model (the page draws the same picture)."""
+    from alexnet import weights as W
+    from alexnet.compact import SHIPPED
+    from alexnet.shapes import spec_table
+    from viz.diagram import draw
+    _, meta = W.load(str(SHIPPED))
+    d = draw(spec_table(meta["spec"], meta["input_size"]), classes=meta["classes"])
+    return d.image.width, d.blocks
+
+
+def test_the_network_is_drawn_and_a_click_on_conv3_opens_it(page, shots):
+    open_tab(page, "Layers")
+    img = page.locator("#diagram img")
+    assert_picture(img, "the network diagram")
+    page.wait_for_function("el => el.naturalWidth > 1000", arg=img.element_handle())
+    width, blocks = shipped_blocks()
+    assert img.evaluate("el => el.naturalWidth") == width
+    conv3 = next(b for b in blocks if b.layer == "conv3")
+    box = img.bounding_box()
+    scale = box["width"] / width
+    x, y = (conv3.face[0] + conv3.face[2]) / 2, (conv3.face[1] + conv3.face[3]) / 2
+    img.click(position={"x": x * scale, "y": y * scale})
+    info = page.locator("#walk-info")
+    expect(info).to_contain_text("Step 5 of 11", timeout=QUICK)
+    expect(info).to_contain_text("conv3: 256x13x13 -> 384x13x13")
+    assert_picture(page.locator("#walk-picture img"), "conv3's maps")
+    save_shot(page, shots, "diagram")
