@@ -10,7 +10,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from app import tab_about, tab_classify, tab_embeddings, tab_filters, tab_layers, tab_retrain
+from app import tab_about, tab_classify, tab_embeddings, tab_filters, tab_layers, tab_retrain, tab_tricks
 from app.compute import Compute
 from app.context import Page
 from app.datasets import Datasets
@@ -23,7 +23,7 @@ TITLE = "AlexNet Explainer"
 # scrolls sideways instead when the window is narrow.
 CSS = "#shape-table table td, #shape-table table th { white-space: nowrap; } #shape-table { overflow-x: auto; }"
 TABS = (("Classify & Explain", "classify", tab_classify), ("Filters", "filters", tab_filters),
-        ("Layers", "layers", tab_layers), ("Embeddings", "embeddings", tab_embeddings),
+        ("Layers", "layers", tab_layers), ("Paper's tricks", "tricks", tab_tricks), ("Embeddings", "embeddings", tab_embeddings),
         ("Retrain", "retrain", tab_retrain), ("About", "about", tab_about))
 
 

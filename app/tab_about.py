@@ -8,12 +8,10 @@ import gradio as gr
 
 from alexnet.shapes import layer_table, totals
 from app.context import Page
+from app.reports import REPORTS, read_report
 from report.config import EXAMPLE
 from report.render import TITLE, claims_markdown, summary
 
-# The paper-fidelity report: this machine's own run (`alexnet-report` writes reports/ in the folder it
-# runs in) if there is one, else the example run shipped with the report package.
-REPORTS = (Path("reports") / "paper.json", EXAMPLE / "paper.json")
 BENCHMARKS = Path("benchmarks") / "results"   # present when the app runs from a clone
 
 
@@ -43,11 +41,13 @@ def facts_markdown() -> str:
 def report_markdown(paths=REPORTS) -> str:
     """The paper-fidelity report's claims table, read from the first readable paper.json of `paths`."""
     for path in map(Path, paths):
+        found = read_report([path])
+        if found is None:
+            continue
         try:
-            payload = json.loads(path.read_text())
-            head = [f"## Paper-fidelity report: {TITLE}", ""] + summary(payload)
-            table = claims_markdown(payload)
-        except (OSError, ValueError, KeyError, TypeError):
+            head = [f"## Paper-fidelity report: {TITLE}", ""] + summary(found[1])
+            table = claims_markdown(found[1])
+        except (KeyError, TypeError, ValueError):
             continue
         md_file = path.with_name("paper.md")
         if md_file.is_relative_to(EXAMPLE.parents[1]):     # the shipped example: named inside the package,

@@ -70,3 +70,17 @@ def test_the_network_is_drawn_and_a_click_on_conv3_opens_it(page, shots):
     expect(info).to_contain_text("conv3: 256x13x13 -> 384x13x13")
     assert_picture(page.locator("#walk-picture img"), "conv3's maps")
     save_shot(page, shots, "diagram")
+
+
+def test_the_papers_tricks_on_the_photo(page, shots):
+    open_tab(page, "Paper's tricks")
+    page.locator("#tricks-go").click()
+    for name in ("relu", "lrn", "pool", "dropout", "augmentation"):
+        expect(page.locator(f"#trick-{name}-text")).to_contain_text("Measured by this project's report", timeout=QUICK)
+        assert_picture(page.locator(f"#trick-{name}-img img"), f"the {name} view")
+    expect(page.locator("#trick-dropout-text")).to_contain_text("top-1 stays **roses**".replace("**", ""))
+    before = page.locator("#trick-augmentation-text").inner_text()
+    page.locator("#tricks-again").click()
+    expect(page.locator("#trick-augmentation-text")).not_to_have_text(before, timeout=QUICK)   # new crops
+    assert_picture(page.locator("#trick-augmentation-img img"), "the new crops")
+    save_shot(page, shots, "tricks")
