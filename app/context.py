@@ -29,6 +29,7 @@ class Page:
     datasets: Datasets        # the image set in use, decoded once
     tmp: Path                 # this server's scratch folder for exports; removed at exit
     demo: gr.Blocks | None = None   # the page itself, for events that run when a visitor opens it
+    lang: gr.State | None = None    # the visitor's language ("en" or "zh-CN"), for text handlers write (app.i18n)
     tabs: dict = field(default_factory=dict)   # tab id -> gr.Tab, for events that run when a tab is opened
 
     def scratch_file(self, name: str, keep_s: float = 600.0) -> Path:

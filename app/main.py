@@ -84,6 +84,7 @@ def main(argv=None) -> None:
         host, port = address(args)
         try:
             from alexnet.images import MAX_BYTES
+            from app.i18n import I18N
             from app.page import CSS, build_app, check_weights_arg
         except ModuleNotFoundError as e:
             if e.name not in ("alexnet", "app"):
@@ -99,7 +100,7 @@ def main(argv=None) -> None:
     code = 0
     try:
         # Threads for every queued event and a few more: the explain events wait in app.compute's lanes, not here.
-        demo.launch(server_name=host, server_port=port, share=args.share, show_error=False, css=CSS,
+        demo.launch(server_name=host, server_port=port, share=args.share, show_error=False, css=CSS, i18n=I18N,
                     max_file_size=MAX_BYTES, max_threads=QUEUE + 16, prevent_thread_lock=True)
         while demo.is_running:
             time.sleep(0.5)

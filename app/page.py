@@ -10,10 +10,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from app import tab_about, tab_classify, tab_embeddings, tab_filters, tab_layers, tab_retrain, tab_tricks
+from app import tab_about, tab_classify, tab_embeddings, tab_filters, tab_layers, tab_retrain, tab_tricks, tour
 from app.compute import Compute
 from app.context import Page
 from app.datasets import Datasets
+from app.i18n import lang_of, switch, t, wire_switch
 from app.state import IMAGENET, UNTRAINED, Registry
 from app.trainer import Trainer
 from app.ui import friendly
@@ -21,10 +22,10 @@ from app.ui import friendly
 TITLE = "AlexNet Explainer"
 # Tables of numbers read on a projector: a cell never breaks inside a number ("105,415,20 / 0"); the table
 # scrolls sideways instead when the window is narrow.
-CSS = "#shape-table table td, #shape-table table th { white-space: nowrap; } #shape-table { overflow-x: auto; }"
-TABS = (("Classify & Explain", "classify", tab_classify), ("Filters", "filters", tab_filters),
-        ("Layers", "layers", tab_layers), ("Paper's tricks", "tricks", tab_tricks), ("Embeddings", "embeddings", tab_embeddings),
-        ("Retrain", "retrain", tab_retrain), ("About", "about", tab_about))
+CSS = ("#shape-table table td, #shape-table table th { white-space: nowrap; } #shape-table { overflow-x: auto; } "
+       + tour.CSS)
+TABS = (("classify", tab_classify), ("filters", tab_filters), ("layers", tab_layers), ("tricks", tab_tricks),
+        ("embeddings", tab_embeddings), ("retrain", tab_retrain), ("about", tab_about))   # titles: tab_<id>
 
 
 def build_app(weights: str | None = None, data: str | None = None, device: str = "auto",
@@ -36,24 +37,31 @@ def build_app(weights: str | None = None, data: str | None = None, device: str =
     compute = Compute(registry)                                        # the one owner of model work
     trainer = Trainer(registry, pause=compute.yield_to_cheap, thread=compute.thread)   # visitors' passes go first
     with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:   # uploads/outputs older than 1 h go
-        gr.Markdown(f"# {TITLE}\nThe 2012 network of Krizhevsky, Sutskever and Hinton, made visible: "
-                    "upload a photo and follow it through the layers.")
+        lang = gr.State("en")          # the visitor's language for text handlers write (app.i18n)
+        with gr.Row():
+            gr.Markdown(f"# {TITLE}", scale=4)
+            languages = switch()
+        gr.Markdown(t("app_intro"))
         choices = registry.choices()
         with gr.Row():
             # allow_custom_value: the API may name a checkpoint trained after this page was built
-            model_key = gr.Dropdown(choices=choices, value=choices[0][1], label="Model", scale=2, elem_id="model-key",
+            model_key = gr.Dropdown(choices=choices, value=choices[0][1], label=t("model"), scale=2, elem_id="model-key",
                                     allow_custom_value=True)
-            refresh = gr.Button("Refresh model list", scale=0, size="sm")
+            refresh = gr.Button(t("refresh_models"), scale=0, size="sm")
         banner = gr.Markdown(registry.banner(choices[0][1]), elem_id="banner")
         train_it = gr.Button("Train this untrained model on the flowers (Retrain tab)", size="sm",
                              visible=choices[0][1] == UNTRAINED)
         image = gr.State(None)
         page = Page(registry=registry, trainer=trainer, compute=compute, model_key=model_key, image=image, data=data,
-                    datasets=Datasets(data), tmp=Path(scratch.name), demo=demo)
+                    datasets=Datasets(data), tmp=Path(scratch.name), demo=demo, lang=lang)
+        wire_tour = tour.build(page, tab_layers.lesson_zip)            # above the tabs: on a projector, first
         with gr.Tabs() as tabs:
-            for title, tab_id, module in TABS:
-                with gr.Tab(title, id=tab_id) as page.tabs[tab_id]:
+            for tab_id, module in TABS:
+                with gr.Tab(t(f"tab_{tab_id}"), id=tab_id, elem_id=f"tab-{tab_id}") as page.tabs[tab_id]:
                     module.build(page)
+        wire_tour(tabs)
+        wire_switch(languages, lang, page.tabs)
+        demo.load(visitor_language, None, lang, api_name=False)
         model_key.change(friendly(page.on_model_change), model_key, [banner, train_it], api_name=False)
         train_it.click(lambda: gr.Tabs(selected="retrain"), None, tabs, api_name=False)
         refresh.click(page.refresh_models, model_key, model_key, api_name=False)
@@ -61,6 +69,11 @@ def build_app(weights: str | None = None, data: str | None = None, device: str =
     demo.compute = compute   # main() shuts it down when the server stops: queued slow work is dropped
     demo.page = page         # tests call the handlers (app.classify) with it, without a browser
     return demo
+
+
+def visitor_language(request: gr.Request) -> str:
+    """The language the browser asks for (its Accept-Language), for the text handlers write."""
+    return lang_of(request.headers.get("accept-language") if request else None)
 
 
 def check_weights_arg(weights_arg: str | None) -> None:

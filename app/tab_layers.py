@@ -7,6 +7,7 @@ from alexnet.model import LAYERS
 from alexnet.model import default_input_size
 from alexnet.shapes import conv1_note, layer_table, spec_table, to_markdown
 from app.context import Page
+from app.i18n import t
 from app.ui import friendly, need_image
 from viz.activations import fc_bars, layer_maps
 from viz import arithmetic as arith
@@ -45,6 +46,18 @@ def network(page: Page, image_path, key) -> tuple:
     return d.image, d.blocks
 
 
+def lesson_zip(page: Page, image_path, key) -> str:
+    """The lesson pack (.zip) of this photo and model: the table, a page per layer, every layer's picture."""
+    loaded = page.registry.get(key)
+    _, acts, x, _ = page.compute.forward(loaded, image_path)
+    img = loaded.seen(x)
+    arch, size = loaded.meta["arch"], loaded.meta["input_size"]
+    rows = spec_table(loaded.meta["spec"], size)
+    pics = {layer: _picture(acts, layer, img) for layer in LAYERS}
+    out = page.scratch_file(f"alexnet-{arch}-{size}-lesson.zip")     # one folder per export, pruned later
+    return str(lesson_pack(rows, arch, size, pics, out, img))
+
+
 def layer_step(page: Page, i: int, image_path, key) -> tuple:
     """(i, text, picture) of step i of the walk: the layer's row of the table in words and, with a photo,
     its maps (conv, pool) or bars (fc)."""
@@ -61,14 +74,11 @@ def layer_step(page: Page, i: int, image_path, key) -> tuple:
 
 
 def build(page: Page) -> None:
-    with gr.Accordion("The network, drawn to scale", open=True):
-        gr.Markdown("Each block's face is its map (H x W) with this photo's mean activation in it, its depth the "
-                    "channels; where the paper split the work over two GPUs the layer is drawn as two towers, which "
-                    "exchange maps only at conv3 and fc6 (orange). Click a block to open that layer below.")
+    with gr.Accordion(t("diagram_open"), open=True):
+        gr.Markdown(t("diagram_help"))
         diagram = gr.Image(show_label=False, type="pil", interactive=False, elem_id="diagram")
         blocks = gr.State(None)      # where each layer sits on the picture, for clicks
-    gr.Markdown("Each row applies `floor((W - F + 2P) / S) + 1` to the side W: kernel F, stride S, padding P. "
-                "Step through the forward pass with **Next** to see your image at every layer.")
+    gr.Markdown(t("layers_intro"))
     view = gr.Radio(list(VIEWS), value=DEFAULT_VIEW, label="Architecture and input size")
     table = gr.Markdown(table_markdown(DEFAULT_VIEW), elem_id="shape-table")   # page.CSS: no number wraps
 
@@ -80,12 +90,12 @@ def build(page: Page) -> None:
         event(table_for, [view, page.model_key], table, api_name=False)
     step = gr.State(-1)   # the first Next shows conv1
     with gr.Row():
-        prev = gr.Button("◀ Previous")
-        nxt = gr.Button("Next ▶", variant="primary")
-        export = gr.Button("Export lesson pack (.zip)")
+        prev = gr.Button(t("layers_prev"))
+        nxt = gr.Button(t("layers_next"), variant="primary")
+        export = gr.Button(t("layers_export"))
     info = gr.Markdown("Press **Next** to start at conv1.", elem_id="walk-info")
     picture = gr.Image(label="Activations at this layer", type="pil", interactive=False, elem_id="walk-picture")
-    pack = gr.File(label="Lesson pack", interactive=False)
+    pack = gr.File(label=t("lesson_pack"), interactive=False)
 
     def go(delta):
         @friendly
@@ -118,14 +128,7 @@ def build(page: Page) -> None:
     @friendly
     def do_export(image_path, key):
         need_image(image_path)
-        loaded = page.registry.get(key)
-        _, acts, x, _ = page.compute.forward(loaded, image_path)
-        img = loaded.seen(x)
-        arch, size = loaded.meta["arch"], loaded.meta["input_size"]
-        rows = spec_table(loaded.meta["spec"], size)
-        pics = {layer: _picture(acts, layer, img) for layer in LAYERS}
-        out = page.scratch_file(f"alexnet-{arch}-{size}-lesson.zip")     # one folder per export, pruned later
-        return str(lesson_pack(rows, arch, size, pics, out, img))
+        return lesson_zip(page, image_path, key)
 
     export.click(do_export, [page.image, page.model_key], pack, api_name=False)
 

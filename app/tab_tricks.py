@@ -9,6 +9,7 @@ import torch
 
 from alexnet.data import rgb_stats
 from app.context import Page
+from app.i18n import t
 from app.reports import verdict
 from app.ui import friendly, need_image
 from viz import tricks
@@ -25,11 +26,6 @@ def data_stats(page: Page) -> dict:
         if decoded.key not in _stats:
             _stats[decoded.key] = rgb_stats(decoded.images)
         return _stats[decoded.key]
-
-
-def header(name: str) -> str:
-    title, section, why = tricks.ABOUT[name]
-    return f"### {title} (section {section})\n{why}"
 
 
 def show_all(page: Page, image_path, key, draw: int = 0) -> list:
@@ -58,16 +54,15 @@ def show_all(page: Page, image_path, key, draw: int = 0) -> list:
 
 
 def build(page: Page) -> None:
-    gr.Markdown("The five ideas the paper credits for its result, applied to your photo with the chosen model. "
-                "Upload a photo in **Classify & Explain**, then press the button.")
+    gr.Markdown(t("tricks_intro"))
     with gr.Row():
-        go = gr.Button("Show the five tricks on my photo", variant="primary", elem_id="tricks-go")
-        again = gr.Button("New random draws (dropout masks, crops)", elem_id="tricks-again")
+        go = gr.Button(t("tricks_go"), variant="primary", elem_id="tricks-go")
+        again = gr.Button(t("tricks_again"), elem_id="tricks-again")
     draw = gr.State(0)
     outs = []
     for name in tricks.TRICKS:
         with gr.Group(elem_id=f"trick-{name}"):
-            gr.Markdown(header(name))
+            gr.Markdown(t(f"trick_{name}"))         # the paper's section and its reason, in the visitor's language
             outs.append(gr.Image(show_label=False, type="pil", interactive=False, height=380,
                                  elem_id=f"trick-{name}-img"))
             outs.append(gr.Markdown(elem_id=f"trick-{name}-text"))

@@ -27,19 +27,29 @@ def photo():
 
 
 @pytest.fixture(scope="module")
-def page(app_server, photo):
+def browser():
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
-        ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US")
-        pg = ctx.new_page()
-        pg.set_default_timeout(QUICK)
-        pg.goto(app_server["url"], wait_until="domcontentloaded")
-        pg.locator("#upload").wait_for(state="visible")
-        pg.locator("#upload input[type=file]").set_input_files(str(photo))
-        expect(pg.locator("#top5")).to_contain_text("%", timeout=QUICK)
-        yield pg
-        ctx.close()
-        browser.close()
+        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def open_page(browser, url: str, locale: str):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale=locale)
+    pg = ctx.new_page()
+    pg.set_default_timeout(QUICK)
+    pg.goto(url, wait_until="domcontentloaded")
+    pg.locator("#upload").wait_for(state="visible")
+    return ctx, pg
+
+
+@pytest.fixture(scope="module")
+def page(browser, app_server, photo):
+    ctx, pg = open_page(browser, app_server["url"], "en-US")
+    pg.locator("#upload input[type=file]").set_input_files(str(photo))
+    expect(pg.locator("#top5")).to_contain_text("%", timeout=QUICK)
+    yield pg
+    ctx.close()
 
 
 def shipped_blocks():
@@ -84,3 +94,47 @@ def test_the_papers_tricks_on_the_photo(page, shots):
     expect(page.locator("#trick-augmentation-text")).not_to_have_text(before, timeout=QUICK)   # new crops
     assert_picture(page.locator("#trick-augmentation-img img"), "the new crops")
     save_shot(page, shots, "tricks")
+
+
+def test_the_tour_goes_from_its_first_step_to_its_last(page, shots):
+    from app.tour import STEPS
+    page.locator("#tour").get_by_text("Guided tour").click()
+    nxt = page.locator("#tour-next")
+    title = page.locator("#tour-title")
+    tab_of = {"classify": "Classify & Explain", "layers": "Layers", "filters": "Filters", "tricks": "Paper's tricks",
+              "embeddings": "Embeddings"}
+    for i, step in enumerate(STEPS):
+        nxt.click()
+        expect(title).to_contain_text(f"{i + 1} / {len(STEPS)}", timeout=QUICK)
+        expect(page.get_by_role("tab", name=tab_of[step.tab], exact=True)).to_have_attribute("aria-selected", "true")
+        if step.id != "pack":
+            assert_picture(page.locator("#tour-picture img"), f"tour step {step.id}")
+        if step.id == "conv1":
+            save_shot(page, shots, "tour-conv1-en")
+    font = page.locator("#tour-text").evaluate("el => parseFloat(getComputedStyle(el).fontSize)")
+    assert font >= 20, f"tour text {font}px: too small for a projector"
+    page.locator("#tour-pack").click()
+    expect(page.locator("#tour-pack-file a[download]")).to_be_visible(timeout=QUICK)
+    page.locator("#tour-back").click()
+    expect(title).to_contain_text(f"{len(STEPS) - 1} / {len(STEPS)}", timeout=QUICK)
+
+
+@pytest.mark.parametrize("locale, tab, button", [("zh-CN", "层 (Layers)", "下一步 ▶"), ("en-US", "Layers", "Next step ▶")])
+def test_the_browsers_language_chooses_the_labels(browser, app_server, locale, tab, button, shots):
+    ctx, pg = open_page(browser, app_server["url"], locale)
+    try:
+        expect(pg.get_by_role("tab", name=tab, exact=True)).to_be_visible(timeout=QUICK)
+        pg.locator("#tour").click()
+        expect(pg.locator("#tour-next")).to_have_text(button)
+        pg.locator("#tour-next").click()                      # words a handler writes follow the language too
+        expect(pg.locator("#tour-title")).to_contain_text("一张照片就是" if locale == "zh-CN" else "A photo is",
+                                                          timeout=QUICK)
+        save_shot(pg, shots, f"tour-{locale}")
+        other = "en" if locale == "zh-CN" else "zh-CN"         # the visible switch, both ways
+        pg.locator(f"#lang-{other}").click()
+        expect(pg.get_by_role("tab", name="Layers" if other == "en" else "层 (Layers)", exact=True)).to_be_visible()
+        pg.locator("#tour-next").click()
+        expect(pg.locator("#tour-title")).to_contain_text("The network" if other == "en" else "按比例画出的网络",
+                                                          timeout=QUICK)
+    finally:
+        ctx.close()

@@ -30,21 +30,7 @@ from viz.plots import figure_to_image, image_grid, new_figure
 # The paper's LRN constants (section 3.3) for a model built without LRN, so the view still has something to show.
 PAPER_LRN = dict(size=5, alpha=1e-4, beta=0.75, k=2.0)
 TRICKS = ("relu", "lrn", "pool", "dropout", "augmentation")   # the order of the tab
-# Each trick: its title, the paper's section, and why the paper used it, in one sentence.
-ABOUT = {
-    "relu": ("ReLU instead of tanh", "3.1", "Saturating units like tanh learn slowly where they are flat; "
-             "ReLU never saturates for positive inputs, and a 4-layer net reached 25% training error on CIFAR-10 "
-             "six times sooner with it (Figure 1)."),
-    "lrn": ("Local response normalisation", "3.3", "A unit that fires strongly damps its neighbours in the "
-            "adjacent channels, so channels compete; the paper credits it with 1.4 points of top-1 error."),
-    "pool": ("Overlapping pooling", "3.4", "Windows of 3 at stride 2 overlap; the paper found it 0.4 points "
-             "better in top-1 than 2 at stride 2 and slightly harder to overfit."),
-    "dropout": ("Dropout", "4.2", "Dropping half the fc units at random in training stops units from relying on "
-                "each other: a cheap ensemble of many nets, without which the paper's net overfit badly."),
-    "augmentation": ("Data augmentation", "4.1", "Random crops, mirrors and colour lighting multiply 1.2 million "
-                     "photos into many more training views; without them the paper's net overfit badly, and the "
-                     "lighting alone lowered top-1 error by over 1 point."),
-}
+# (Each trick's title, section and reason are UI text: app/locales, keys trick_<name>.)
 
 
 @dataclass

@@ -1,0 +1,64 @@
+"""English and 简体中文 (issue 23, item 5): one dictionary per language, the same keys in both, every key the
+code asks for present, the browser's language chosen from its Accept-Language."""
+from __future__ import annotations
+
+import re
+import string
+from pathlib import Path
+
+import pytest
+
+from app.i18n import FOLDER, LOCALES, dictionary, lang_of, tr
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_one_dictionary_file_per_language_with_the_same_keys():
+    assert sorted(p.stem for p in FOLDER.glob("*.json")) == sorted(LOCALES)
+    en = dictionary("en")
+    for lang in LOCALES:
+        d = dictionary(lang)
+        for part in ("static", "text"):
+            missing, extra = set(en[part]) - set(d[part]), set(d[part]) - set(en[part])
+            assert not missing and not extra, f"{lang} {part}: missing {sorted(missing)}, only here {sorted(extra)}"
+            for k, v in d[part].items():
+                assert v.strip(), f"{lang} {k} is empty"
+
+
+def test_translations_use_the_same_placeholders_and_static_text_none():
+    fields = lambda s: {f for _, f, _, _ in string.Formatter().parse(s) if f}   # noqa: E731
+    en = dictionary("en")
+    for lang in LOCALES:
+        for k, v in dictionary(lang)["text"].items():
+            assert fields(v) == fields(en["text"][k]), (lang, k)
+        for k, v in dictionary(lang)["static"].items():
+            assert "{" not in v, (lang, k, "the browser's i18n would read braces as placeholders")
+
+
+def test_chinese_is_chinese_and_keeps_the_technical_terms():
+    zh = dictionary("zh-CN")
+    han = re.compile(r"[\u4e00-\u9fff]")
+    for part in ("static", "text"):
+        for k, v in zh[part].items():
+            assert han.search(v), f"zh-CN {k} has no Chinese"
+    assert "conv1" in zh["text"]["tour_conv1_text"] and "Grad-CAM" in zh["text"]["tour_gradcam_title"]
+    assert "(Layers)" in zh["static"]["tab_layers"]          # the English name beside the Chinese
+
+
+def test_every_key_the_code_asks_for_exists():
+    used = set()
+    for f in (ROOT / "app").glob("*.py"):
+        src = f.read_text()
+        used |= set(re.findall(r'\bt\("([a-z0-9_]+)"\)', src))
+        used |= {f"tab_{m}" for m in re.findall(r'\("([a-z]+)", tab_\1\)', src)}
+    assert used and used <= set(dictionary("en")["static"]), sorted(used - set(dictionary("en")["static"]))
+
+
+def test_the_visitors_language_from_accept_language():
+    assert lang_of("zh-CN,zh;q=0.9,en;q=0.8") == "zh-CN" and lang_of("zh") == "zh-CN"
+    assert lang_of("en-US,en;q=0.9") == "en" and lang_of(None) == "en" and lang_of("fr-FR") == "en"
+    assert lang_of("zh-TW") == "en" and lang_of("zh-TW,zh;q=0.9") == "zh-CN"   # traditional alone: not this one
+    assert tr("zh-CN", "tour_scores_text", k=5, top="roses", p="87%").endswith("roses（87%）。")
+    assert tr("xx", "tour_scores_title", k=5) == "fc8: 5 scores"
+    with pytest.raises(KeyError):
+        tr("en", "no_such_key")
