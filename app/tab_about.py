@@ -8,6 +8,7 @@ import gradio as gr
 
 from alexnet.shapes import layer_table, totals
 from app.context import Page
+from app.i18n import t
 from app.reports import REPORTS, read_report
 from report.config import EXAMPLE
 from report.render import TITLE, claims_markdown, summary
@@ -58,6 +59,5 @@ def report_markdown(paths=REPORTS) -> str:
 
 
 def build(page: Page) -> None:
-    gr.Markdown("Krizhevsky, Sutskever and Hinton, *ImageNet Classification with Deep Convolutional Neural "
-                "Networks*, NIPS 2012. Each claim beside this project's own number:")
+    gr.Markdown(t("about_intro"))
     gr.Markdown(facts_markdown(), elem_id="about-facts")

@@ -12,6 +12,7 @@ from alexnet.model import CONV_LAYERS
 from app import classify as H
 from app.context import Page
 from app.examples import credits_line, flower_examples, other_examples
+from app.i18n import t
 from app.ui import UploadImage, friendly
 from viz.methods import METHODS
 
@@ -22,7 +23,7 @@ TOP1, NONE = H.TOP1, H.NONE
 def build(page: Page) -> None:
     with gr.Row():
         with gr.Column(scale=1):
-            img = UploadImage(label="Your photo", type="filepath", sources=["upload", "webcam", "clipboard"],
+            img = UploadImage(label=t("classify_photo"), type="filepath", sources=["upload", "webcam", "clipboard"],
                               elem_id="upload")
             flowers, others = flower_examples(), other_examples()
             if flowers:                            # thumbnails (captions would replace them), true classes in order
@@ -34,40 +35,37 @@ def build(page: Page) -> None:
                 gr.Examples([e.path for e in others], inputs=img, elem_id="examples-others",
                             label="Not flowers: " + ", ".join(e.label for e in others) + " (from matplotlib and scikit-learn)")
             method = gr.Dropdown([(m.label, m.name) for m in METHODS.values()], value="saliency",
-                                 label="Attribution method", elem_id="method")
+                                 label=t("classify_method"), elem_id="method")
             with gr.Row():
-                target = gr.Dropdown([TOP1], value="", label="Explain class (or click one in the top-5)",
+                target = gr.Dropdown([TOP1], value="", label=t("classify_target"),
                                      filterable=True, allow_custom_value=True, elem_id="target")
-                contrast = gr.Dropdown([NONE], value="", label="...and not this class (contrast)",
+                contrast = gr.Dropdown([NONE], value="", label=t("classify_contrast"),
                                        filterable=True, allow_custom_value=True, elem_id="contrast")
             with gr.Row():
-                classify_btn = gr.Button("Classify")
-                explain_btn = gr.Button("Explain", variant="primary")
+                classify_btn = gr.Button(t("classify_classify"))
+                explain_btn = gr.Button(t("classify_explain"), variant="primary")
         with gr.Column(scale=1):
             notice = gr.Markdown(elem_id="classify-notice")
-            top5 = gr.Label(num_top_classes=5, label="Top-5 (click a class to explain it)", elem_id="top5")
+            top5 = gr.Label(num_top_classes=5, label=t("classify_top5"), elem_id="top5")
     with gr.Row():
-        heat = gr.Image(label="Attribution", type="pil", format="png", interactive=False, elem_id="attribution")
-        cam = gr.Image(label="Grad-CAM", type="pil", interactive=False, elem_id="gradcam")
+        heat = gr.Image(label=t("classify_attribution"), type="pil", format="png", interactive=False, elem_id="attribution")
+        cam = gr.Image(label=t("classify_gradcam"), type="pil", interactive=False, elem_id="gradcam")
     with gr.Row():
-        heat_npy = gr.File(label="Attribution map (.npy, float32, input size)", elem_id="attribution-npy")
-        layer = gr.Dropdown(LAYER_CHOICES, value="conv5", label="Grad-CAM layer", elem_id="cam-layer")
-    layers_img = gr.Image(label="Grad-CAM at conv1-conv5, one scale", type="pil", interactive=False,
+        heat_npy = gr.File(label=t("classify_attribution_npy"), elem_id="attribution-npy")
+        layer = gr.Dropdown(LAYER_CHOICES, value="conv5", label=t("classify_cam_layer"), elem_id="cam-layer")
+    layers_img = gr.Image(label=t("classify_cam_layers"), type="pil", interactive=False,
                           visible=False, elem_id="cam-layers")
     with gr.Accordion(f"Compare all {len(METHODS)} methods for this image and class", open=False):
-        compare_btn = gr.Button("Compare (occlusion last; about 10-20 s on a CPU)")
-        compare_img = gr.Image(label="Every method, with its run time", type="pil", interactive=False,
+        compare_btn = gr.Button(t("classify_compare_go"))
+        compare_img = gr.Image(label=t("classify_compare_grid"), type="pil", interactive=False,
                                elem_id="compare-grid")
-    with gr.Accordion("Can we trust these maps? (sanity check and faithfulness)", open=False):
-        gr.Markdown("**Sanity check** (Adebayo et al. 2018): randomise the layers from fc8 down; a map that "
-                    "still looks the same does not depend on what the network learned. **Faithfulness**: delete "
-                    "(or insert) the most important pixels first; a faithful map makes the score fall fast "
-                    "(low deletion AUC) and rise fast (high insertion AUC).")
-        checks_btn = gr.Button("Run both checks (about 10-30 s on a CPU)")
+    with gr.Accordion(t("classify_checks_open"), open=False):
+        gr.Markdown(t("classify_checks_help"))
+        checks_btn = gr.Button(t("classify_checks_go"))
         checks_text = gr.Markdown()
         with gr.Row():
-            sanity_img = gr.Image(label="Cascading randomisation", type="pil", interactive=False)
-            faith_img = gr.Image(label="Deletion / insertion", type="pil", interactive=False)
+            sanity_img = gr.Image(label=t("classify_sanity"), type="pil", interactive=False)
+            faith_img = gr.Image(label=t("classify_faithfulness"), type="pil", interactive=False)
 
     def handler(fn):
         """app.classify's `fn` for this page, its mistakes turned into sentences (app.ui.friendly)."""

@@ -15,6 +15,7 @@ from alexnet.pack import read_pack
 from alexnet.shapes import layer_table
 from app import datasets
 from app.context import Page
+from app.i18n import t
 from app.state import FLOWERS
 from app.ui import friendly
 from viz.embedding import MapCache, fc7_features, neighbour_gallery, patch_gallery, scatter, top_patches
@@ -109,16 +110,14 @@ def map_title(m: Map) -> str:
 def build(page: Page) -> None:
     emb = Embedder(page.datasets, page.compute)
     threading.Thread(target=emb.prewarm, daemon=True, name="embeddings-prewarm").start()
-    gr.Markdown("Every flower photo goes through the network once; its 4096 fc7 activations are squeezed to 2-D "
-                "with UMAP. Photos the network finds similar land close together. The paper's Figure 4 makes the "
-                "same point with nearest neighbours: they share a class even when their pixels differ.")
+    gr.Markdown(t("embeddings_intro"))
     datasets.row(page)
     with gr.Row():
-        go = gr.Button("Build the map (or place my photo on it)", variant="primary")
-        k = gr.Slider(1, 12, value=6, step=1, label="Neighbours")
+        go = gr.Button(t("embeddings_build"), variant="primary")
+        k = gr.Slider(1, 12, value=6, step=1, label=t("embeddings_neighbours"))
     status = gr.Markdown(elem_id="embed-status")
-    plot = gr.Image(label="fc7 space (UMAP)", type="pil", interactive=False, elem_id="umap")
-    gallery = gr.Gallery(label="Nearest neighbours of your photo in fc7 space (cosine)", columns=6, height="auto",
+    plot = gr.Image(label=t("embeddings_map"), type="pil", interactive=False, elem_id="umap")
+    gallery = gr.Gallery(label=t("embeddings_neighbours_gallery"), columns=6, height="auto",
                          elem_id="neighbours")
     credit = gr.Markdown(elem_id="neighbour-credit")
 
@@ -166,21 +165,20 @@ def build(page: Page) -> None:
     go.click(run, [page.image, page.model_key, k], outs, api_name=False)
     page.tabs["embeddings"].select(on_open, [page.image, page.model_key, k], outs, api_name=False)
 
-    with gr.Accordion("One conv5 unit: the dataset patches that excite it most, and its map on your photo",
-                      open=False):
+    with gr.Accordion(t("embeddings_unit_open"), open=False):
         with gr.Row():
             unit = gr.Slider(0, UNITS - 1, value=0, step=1, label=f"conv5 unit (0-{UNITS - 1})", scale=3,
                              elem_id="unit")
-            patches_btn = gr.Button("Show its top patches", scale=1)
-            vis_btn = gr.Button("Synthesise what it looks for (about 10 s)", scale=1)
-            vis_stop = gr.Button("Cancel", variant="stop", scale=0)
+            patches_btn = gr.Button(t("embeddings_patches_show"), scale=1)
+            vis_btn = gr.Button(t("embeddings_vis_show"), scale=1)
+            vis_stop = gr.Button(t("embeddings_vis_cancel"), variant="stop", scale=0)
         unit_status = gr.Markdown(elem_id="unit-status")
-        patches = gr.Gallery(label="Its 9 highest-activating dataset patches (receptive-field crops, one per photo)",
+        patches = gr.Gallery(label=t("embeddings_patches"),
                              columns=9, height="auto", elem_id="top-patches")
         with gr.Row():
-            unit_map = gr.Image(label="The unit's activation on your photo", type="pil", interactive=False,
+            unit_map = gr.Image(label=t("embeddings_unit_map"), type="pil", interactive=False,
                                 elem_id="unit-map")
-            vis_img = gr.Image(label="Feature visualisation: an image optimised to excite the unit", type="pil",
+            vis_img = gr.Image(label=t("embeddings_vis"), type="pil",
                                interactive=False, elem_id="feature-vis")
         vis_text = gr.Markdown(elem_id="feature-vis-text")
 

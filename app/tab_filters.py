@@ -11,13 +11,10 @@ from alexnet import bvlc
 from alexnet.model import default_input_size
 from alexnet.shapes import layer_table
 from app.context import Page
+from app.i18n import t
 from app.ui import friendly, need_image
 from viz.filters import FilterView, filter_response, filter_view
 from viz.plots import overlay
-
-LOOK_FOR = ("**What to look for** (the paper's Figure 3): in the real 2012 network one GPU's 48 filters became "
-            "grey edges and stripes (colour-agnostic) and the other's colour blobs (colour-specific), because "
-            "conv2 reads each group separately. Does your model's conv1 split the same way?")
 
 
 def summary(view: FilterView) -> str:
@@ -33,27 +30,25 @@ def summary(view: FilterView) -> str:
 
 
 def build(page: Page) -> None:
-    gr.Markdown(LOOK_FOR + " Each filter's **colour score** is the share of its energy off the grey axis "
-                "(0 = grey, 1 = pure colour-opponent); groups are named from their scores (a rank test), "
-                "not their position.")
+    gr.Markdown(t("filters_intro"))        # what to look for (Figure 3) and the colour score, in app/locales
     ref = filter_view(bvlc.conv1()[0], groups=2)
     with gr.Row():
         with gr.Column():
             gr.Markdown("### BVLC ImageNet AlexNet (2012, the paper's network)\n" + summary(ref), elem_id="bvlc-summary")
-            gr.Image(ref.grid, label="BVLC conv1 by group", show_label=False, type="pil", interactive=False,
+            gr.Image(ref.grid, label=t("filters_bvlc_grid"), show_label=False, type="pil", interactive=False,
                      elem_id="bvlc-grid")
-            gr.Image(ref.histogram, label="BVLC colour score per group", show_label=False, type="pil",
+            gr.Image(ref.histogram, label=t("filters_bvlc_hist"), show_label=False, type="pil",
                      interactive=False, elem_id="bvlc-hist")
         with gr.Column():
-            current = gr.Markdown("### The current model\n(drawing...)", elem_id="filters-summary")
-            grid = gr.Image(label="conv1 filters by group", show_label=False, type="pil", interactive=False,
+            current = gr.Markdown(t("filters_current_drawing"), elem_id="filters-summary")
+            grid = gr.Image(label=t("filters_grid"), show_label=False, type="pil", interactive=False,
                             elem_id="filter-grid")
-            hist = gr.Image(label="Colour score per group", show_label=False, type="pil", interactive=False)
+            hist = gr.Image(label=t("filters_hist"), show_label=False, type="pil", interactive=False)
     with gr.Row():
         n = layer_table("paper", default_input_size("paper"))[0]["out_shape"][0]   # 96 until a model is drawn
         index = gr.Slider(0, n - 1, value=0, step=1, label=f"Filter (0-{n - 1})", scale=3)
-        respond = gr.Button("Show this filter on my image", scale=1)
-    response = gr.Image(label="The filter's activation map on the current image", type="pil", interactive=False)
+        respond = gr.Button(t("filters_respond"), scale=1)
+    response = gr.Image(label=t("filters_response"), type="pil", interactive=False)
 
     @friendly
     def filters(key, progress=gr.Progress()):

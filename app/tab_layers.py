@@ -73,13 +73,34 @@ def layer_step(page: Page, i: int, image_path, key) -> tuple:
     return i, text, _picture(acts, LAYERS[i], loaded.seen(x))
 
 
+def unit_view(page: Page, image_path, key, layer_v, channel_v, y_v, x_v, click=None) -> tuple:
+    """(row, column, picture, text) of one unit's arithmetic; `click` (x, y) in the photo's pixels picks the unit."""
+    need_image(image_path)
+    loaded = page.registry.get(key)
+    x, _ = loaded.prepare(image_path)
+    steps = page.compute.cheap(loaded, arith.trace, x)
+    out = steps[layer_v].output
+    channels = out.shape[0]
+    c = int(channel_v or 0)
+    if not 0 <= c < channels:
+        raise gr.Error(f"{layer_v} has channels 0-{channels - 1}; {c} is not one of them.")
+    if click is not None:
+        y, xx = arith.unit_at(steps, layer_v, *click)
+    else:
+        y, xx = (0, 0) if out.dim() == 1 else (min(max(int(y_v or 0), 0), out.shape[1] - 1),
+                                               min(max(int(x_v or 0), 0), out.shape[2] - 1))
+    a = page.compute.cheap(loaded, arith.unit_arithmetic, steps, layer_v, c, y, xx)
+    text = arith.to_markdown(a) + ("\n\n" + loaded.notice if loaded.notice else "")
+    return y, xx, arith.picture(loaded.seen(x), a, loaded.meta["mean"], loaded.meta["std"]), text
+
+
 def build(page: Page) -> None:
     with gr.Accordion(t("diagram_open"), open=True):
         gr.Markdown(t("diagram_help"))
         diagram = gr.Image(show_label=False, type="pil", interactive=False, elem_id="diagram")
         blocks = gr.State(None)      # where each layer sits on the picture, for clicks
     gr.Markdown(t("layers_intro"))
-    view = gr.Radio(list(VIEWS), value=DEFAULT_VIEW, label="Architecture and input size")
+    view = gr.Radio(list(VIEWS), value=DEFAULT_VIEW, label=t("layers_view"))
     table = gr.Markdown(table_markdown(DEFAULT_VIEW), elem_id="shape-table")   # page.CSS: no number wraps
 
     def table_for(view_v, key):
@@ -93,8 +114,8 @@ def build(page: Page) -> None:
         prev = gr.Button(t("layers_prev"))
         nxt = gr.Button(t("layers_next"), variant="primary")
         export = gr.Button(t("layers_export"))
-    info = gr.Markdown("Press **Next** to start at conv1.", elem_id="walk-info")
-    picture = gr.Image(label="Activations at this layer", type="pil", interactive=False, elem_id="walk-picture")
+    info = gr.Markdown(t("layers_walk_start"), elem_id="walk-info")
+    picture = gr.Image(label=t("layers_activations"), type="pil", interactive=False, elem_id="walk-picture")
     pack = gr.File(label=t("lesson_pack"), interactive=False)
 
     def go(delta):
@@ -132,19 +153,18 @@ def build(page: Page) -> None:
 
     export.click(do_export, [page.image, page.model_key], pack, api_name=False)
 
-    with gr.Accordion("The formula, live: change W, F, S, P and watch the output side", open=False):
+    with gr.Accordion(t("formula_open"), open=False):
         with gr.Row():
-            fw = gr.Number(value=224, precision=0, minimum=1, maximum=2048, label="W (input side)", elem_id="f-w")
-            ff = gr.Number(value=11, precision=0, minimum=1, maximum=64, label="F (kernel)", elem_id="f-f")
-            fs = gr.Number(value=4, precision=0, minimum=1, maximum=32, label="S (stride)", elem_id="f-s")
-            fp = gr.Number(value=0, precision=0, minimum=0, maximum=32, label="P (padding)", elem_id="f-p")
+            fw = gr.Number(value=224, precision=0, minimum=1, maximum=2048, label=t("formula_w"), elem_id="f-w")
+            ff = gr.Number(value=11, precision=0, minimum=1, maximum=64, label=t("formula_f"), elem_id="f-f")
+            fs = gr.Number(value=4, precision=0, minimum=1, maximum=32, label=t("formula_s"), elem_id="f-s")
+            fp = gr.Number(value=0, precision=0, minimum=0, maximum=32, label=t("formula_p"), elem_id="f-p")
         with gr.Row():
-            presets = {"the paper's 224": (224, 11, 4, 0), "227 (what Caffe used)": (227, 11, 4, 0),
-                       "torchvision: 224, padding 2": (224, 11, 4, 2), "pool1: 55, 3/2": (55, 3, 2, 0)}
-            preset_btns = {name: gr.Button(name, size="sm") for name in presets}
+            presets = {"formula_paper": (224, 11, 4, 0), "formula_caffe": (227, 11, 4, 0),
+                       "formula_torchvision": (224, 11, 4, 2), "formula_pool1": (55, 3, 2, 0)}
+            preset_btns = {name: gr.Button(t(name), size="sm") for name in presets}
         formula_text = gr.Markdown(formula.explain(224, 11, 4, 0), elem_id="formula-text")
-        formula_img = gr.Image(formula.windows(224, 11, 4, 0), label="Input pixels (blue: read; red: never read; "
-                               "grey: padding) and the windows", type="pil", interactive=False, elem_id="formula-img")
+        formula_img = gr.Image(formula.windows(224, 11, 4, 0), label=t("formula_picture"), type="pil", interactive=False, elem_id="formula-img")
 
     @friendly
     def live(w, f, s, p):
@@ -159,48 +179,26 @@ def build(page: Page) -> None:
     for name, btn in preset_btns.items():
         btn.click(lambda v=presets[name]: v, None, [fw, ff, fs, fp], api_name=False)
 
-    with gr.Accordion("One unit's arithmetic: click the photo, see how a value is computed", open=False):
-        gr.Markdown("Pick a layer and a channel and press **Show its arithmetic**; then click anywhere on the photo: "
-                    "the unit whose receptive field is centred there is boxed, and its value is written out with "
-                    "this photo's numbers (the largest products, the rest summed, the bias, the ReLU).")
+    with gr.Accordion(t("unit_open"), open=False):
+        gr.Markdown(t("unit_help"))
         with gr.Row():
-            unit_layer = gr.Dropdown(list(arith.STEPS), value="conv1", label="Layer", elem_id="unit-layer")
-            unit_channel = gr.Number(value=0, precision=0, minimum=0, label="Channel (or fc unit)", elem_id="unit-channel")
-            unit_y = gr.Number(value=27, precision=0, minimum=0, label="Row", elem_id="unit-y")
-            unit_x = gr.Number(value=27, precision=0, minimum=0, label="Column", elem_id="unit-x")
-            unit_btn = gr.Button("Show its arithmetic")
+            unit_layer = gr.Dropdown(list(arith.STEPS), value="conv1", label=t("unit_layer"), elem_id="unit-layer")
+            unit_channel = gr.Number(value=0, precision=0, minimum=0, label=t("unit_channel"), elem_id="unit-channel")
+            unit_y = gr.Number(value=27, precision=0, minimum=0, label=t("unit_row"), elem_id="unit-y")
+            unit_x = gr.Number(value=27, precision=0, minimum=0, label=t("unit_column"), elem_id="unit-x")
+            unit_btn = gr.Button(t("unit_show"), elem_id="unit-show")
         with gr.Row():
-            unit_photo = gr.Image(label="Click where to look (the box is the unit's receptive field)", type="pil",
+            unit_photo = gr.Image(label=t("unit_photo"), type="pil",
                                   interactive=False, elem_id="unit-photo")
             unit_text = gr.Markdown(elem_id="unit-arithmetic")
 
-    def arithmetic(image_path, key, layer_v, channel_v, y_v, x_v, click=None):
-        """(row, column, picture, text) of one unit; `click` (x, y) in the photo's pixels picks the unit."""
-        need_image(image_path)
-        loaded = page.registry.get(key)
-        x, _ = loaded.prepare(image_path)
-        steps = page.compute.cheap(loaded, arith.trace, x)
-        out = steps[layer_v].output
-        channels = out.shape[0]
-        c = int(channel_v or 0)
-        if not 0 <= c < channels:
-            raise gr.Error(f"{layer_v} has channels 0-{channels - 1}; {c} is not one of them.")
-        if click is not None:
-            y, xx = arith.unit_at(steps, layer_v, *click)
-        else:
-            y, xx = (0, 0) if out.dim() == 1 else (min(max(int(y_v or 0), 0), out.shape[1] - 1),
-                                                   min(max(int(x_v or 0), 0), out.shape[2] - 1))
-        a = page.compute.cheap(loaded, arith.unit_arithmetic, steps, layer_v, c, y, xx)
-        text = arith.to_markdown(a) + ("\n\n" + loaded.notice if loaded.notice else "")
-        return y, xx, arith.picture(loaded.seen(x), a, loaded.meta["mean"], loaded.meta["std"]), text
-
     @friendly
     def on_button(image_path, key, layer_v, channel_v, y_v, x_v):
-        return arithmetic(image_path, key, layer_v, channel_v, y_v, x_v)
+        return unit_view(page, image_path, key, layer_v, channel_v, y_v, x_v)
 
     @friendly
     def on_click(image_path, key, layer_v, channel_v, evt: gr.SelectData):
-        return arithmetic(image_path, key, layer_v, channel_v, None, None, click=tuple(evt.index[:2]))
+        return unit_view(page, image_path, key, layer_v, channel_v, None, None, click=tuple(evt.index[:2]))
 
     unit_ins = [page.image, page.model_key, unit_layer, unit_channel]
     unit_outs = [unit_y, unit_x, unit_photo, unit_text]

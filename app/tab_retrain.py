@@ -16,6 +16,7 @@ from alexnet.pack import is_pack
 from alexnet.train import FINETUNE_DEPTHS, TrainConfig
 from app import datasets
 from app.context import Page
+from app.i18n import t
 from app.state import UNTRAINED
 from app.trainer import Trainer
 from app.ui import friendly
@@ -60,47 +61,41 @@ def _summary(tr: Trainer) -> str:
 def build(page: Page) -> None:
     tr: Trainer = page.trainer
     reg = page.registry
-    gr.Markdown("**Fine-tune** keeps the chosen model and trains a new last layer (fc8) on your folder: the "
-                "network runs once over the photos (its fc7 features are cached), then the head trains in seconds, "
-                "and a second run on the same photos starts at once. Deeper fine-tunes are one choice away. "
-                "**From scratch** trains the paper model: the **lesson** recipe shows it learning in a few minutes "
-                "(99 px, 3 epochs); the **fast** recipe learns quickest to a real result on a CPU (early epochs at "
-                "131 px, random-resized crops, AdamW one-cycle, label smoothing). The paper's recipe (SGD, momentum "
-                "0.9, weight decay 5e-4) needs the ~90-epoch schedule it was made for.")
+    gr.Markdown(t("retrain_intro"))
     datasets.row(page)
     with gr.Row():
-        data = gr.Textbox(label="Dataset folder (one subfolder per class)", value=page.data or "",
-                          placeholder="empty: the data set named above")
+        data = gr.Textbox(label=t("retrain_data"), value=page.data or "",
+                          placeholder=t("retrain_data_placeholder"))
         mode = gr.Radio([("Fine-tune the selected model", "finetune"), ("From scratch (paper model)", "scratch")],
-                        value="finetune", label="Mode")
+                        value="finetune", label=t("retrain_mode"))
     depth = gr.Radio([(f"{what} (--freeze {value})", value) for value, what in FINETUNE_DEPTHS],
-                     value=FINETUNE_DEPTHS[0][0], label="Fine-tune: what trains", elem_id="train-depth")
+                     value=FINETUNE_DEPTHS[0][0], label=t("retrain_depth"), elem_id="train-depth")
     with gr.Row():
         epochs = gr.Number(value=0, precision=0, minimum=0, maximum=500,
-                           label="Epochs (0 = the recipe's: fast 16 from scratch, lesson 3, 10 fine-tuning)")
+                           label=t("retrain_epochs"))
         recipe = gr.Radio([("fast (low resolution first, AdamW one-cycle)", "fast"),
                            ("lesson (from scratch in 3 minutes, at 99 px)", "lesson"),
                            ("modern (AdamW, one-cycle)", "modern"), ("paper (SGD 0.9, step lr)", "paper")],
-                          value="fast", label="Recipe")
-        lr = gr.Number(value=0, minimum=0, maximum=1.0, label="Learning rate (0 = the recipe's default)")
-        batch = gr.Number(value=0, precision=0, minimum=0, maximum=1024, label="Batch size (0 = the recipe's)")
-        limit = gr.Number(value=0, precision=0, minimum=0, label="Use at most N images (0 = all)")
+                          value="fast", label=t("retrain_recipe"))
+        lr = gr.Number(value=0, minimum=0, maximum=1.0, label=t("retrain_lr"))
+        batch = gr.Number(value=0, precision=0, minimum=0, maximum=1024, label=t("retrain_batch"))
+        limit = gr.Number(value=0, precision=0, minimum=0, label=t("retrain_limit"))
     with gr.Row():
-        estimate_btn = gr.Button("Estimate the time")
+        estimate_btn = gr.Button(t("retrain_estimate"))
         estimate_text = gr.Markdown(elem_id="train-estimate")
     with gr.Row():
-        start = gr.Button("Start training", variant="primary")
-        cancel = gr.Button("Cancel", variant="stop")
-        watch = gr.Button("Show the current run")
+        start = gr.Button(t("retrain_start"), variant="primary")
+        cancel = gr.Button(t("retrain_cancel"), variant="stop")
+        watch = gr.Button(t("retrain_watch"))
     status = gr.Markdown(_summary(tr), elem_id="train-status")
-    curves = gr.Image(label="Loss and accuracy", type="pil", interactive=False, elem_id="curves")
+    curves = gr.Image(label=t("retrain_curves"), type="pil", interactive=False, elem_id="curves")
     with gr.Row():
-        cm = gr.Image(label="Confusion matrix (validation split)", type="pil", interactive=False, elem_id="confusion")
-        wrong = gr.Gallery(label="Misclassified validation images", columns=4, height="auto")
+        cm = gr.Image(label=t("retrain_confusion"), type="pil", interactive=False, elem_id="confusion")
+        wrong = gr.Gallery(label=t("retrain_misclassified"), columns=4, height="auto")
     with gr.Row():
-        filters = gr.Image(label="conv1 before / after", type="pil", interactive=False)
-        cams = gr.Gallery(label="Grad-CAM on your photo: before / after", columns=2, height="auto")
-    drift_img = gr.Image(label="The held-out photos in fc7 space (UMAP): before / after fine-tuning", type="pil",
+        filters = gr.Image(label=t("retrain_conv1"), type="pil", interactive=False)
+        cams = gr.Gallery(label=t("retrain_gradcam"), columns=2, height="auto")
+    drift_img = gr.Image(label=t("retrain_drift"), type="pil",
                          interactive=False, elem_id="drift")
 
     def poll():

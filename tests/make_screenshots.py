@@ -9,7 +9,10 @@ model, and in Embeddings the map shipped with it of the shipped flowers pack (dr
 opens). `--data DIR` shows another image folder instead. The photo uploaded is the held-out rose
 shipped among the app's examples (assets/examples/), or --image.
 
-Writes classify.png, filters.png, layers.png, embeddings.png and about.png (full page, --width px wide).
+Writes classify.png, filters.png, layers.png, embeddings.png and about.png (full page, --width px wide), and
+the classroom views in English and 简体中文 (a browser started in each locale): diagram-<lang>.png (the network
+drawn, a block clicked), unit-<lang>.png (a conv1 unit's arithmetic after a click on the photo),
+tour-<lang>.png (the tour's conv1 step) and tricks-<lang>.png (the paper's tricks), lang = en or zh-CN.
 """
 from __future__ import annotations
 
@@ -110,7 +113,68 @@ def shoot(url: str, image: Path, out: Path, width: int, timeout_s: float) -> lis
         tab(page, "About")
         expect(page.locator("#about-facts")).to_contain_text("Parameters")
         save(page, "about")
+        for locale, lang in (("en-US", "en"), ("zh-CN", "zh-CN")):
+            saved += classroom(browser, url, image, out, width, ms, locale, lang)
         browser.close()
+    return saved
+
+
+def classroom(browser, url: str, image: Path, out: Path, width: int, ms: int, locale: str, lang: str) -> list[Path]:
+    """The diagram, a unit's arithmetic, a tour step and the tricks, in a browser whose language is `locale`."""
+    from playwright.sync_api import expect
+    from app.i18n import dictionary
+    words = dictionary(lang)["static"]
+    saved = []
+    ctx = browser.new_context(viewport={"width": width, "height": 900}, locale=locale)
+    page = ctx.new_page()
+    page.set_default_timeout(ms)
+
+    def save(locator, name):
+        locator.scroll_into_view_if_needed()
+        page.wait_for_timeout(800)    # let images finish painting
+        path = out / f"{name}-{lang}.png"
+        page.screenshot(path=str(path))
+        shrink(path)
+        saved.append(path)
+        print(f"  wrote {path}", flush=True)
+
+    def tab(tab_id):
+        t = page.get_by_role("tab", name=words[f"tab_{tab_id}"], exact=True)
+        t.click()
+        expect(t).to_have_attribute("aria-selected", "true")
+
+    page.goto(url, wait_until="domcontentloaded")
+    page.locator("#upload").wait_for(state="visible")
+    page.locator("#upload input[type=file]").set_input_files(str(image))
+    expect(page.locator("#top5")).to_contain_text("%")
+    tab("layers")
+    diagram = page.locator("#diagram img")
+    expect(diagram).to_be_visible()
+    page.wait_for_function("el => el.complete && el.naturalWidth > 1000", arg=diagram.element_handle())
+    box = diagram.bounding_box()
+    diagram.click(position={"x": box["width"] * 0.47, "y": box["height"] * 0.42})    # a conv3/conv4 block
+    expect(page.locator("#walk-picture img")).to_be_visible()
+    save(diagram, "diagram")
+    page.get_by_text(words["unit_open"]).click()
+    page.locator("#unit-show").click()
+    photo = page.locator("#unit-photo img")
+    expect(photo).to_be_visible()
+    pb = photo.bounding_box()
+    photo.click(position={"x": pb["width"] * 0.3, "y": pb["height"] * 0.35})
+    expect(page.locator("#unit-arithmetic")).to_contain_text("conv1")
+    save(page.locator("#unit-arithmetic"), "unit")
+    page.locator("#tour").click()
+    for _ in range(3):                                   # the third step: conv1, one unit's arithmetic
+        page.locator("#tour-next").click()
+    expect(page.locator("#tour-title")).to_contain_text("3 /")
+    expect(page.locator("#tour-picture img")).to_be_visible()
+    page.locator("#tour").scroll_into_view_if_needed()
+    save(page.locator("#tour-title"), "tour")
+    tab("tricks")
+    page.locator("#tricks-go").click()
+    expect(page.locator("#trick-relu-img img")).to_be_visible()
+    save(page.locator("#tricks-go"), "tricks")
+    ctx.close()
     return saved
 
 
