@@ -45,16 +45,21 @@ class Page:
                 pass                                  # another request removed it first
         return Path(tempfile.mkdtemp(dir=self.tmp)) / name
 
-    def on_model_change(self, key: str, progress=gr.Progress()):
-        """The banner for the newly chosen model; choosing ImageNet downloads it now, with progress here.
-        (main wraps it in `friendly`: a vanished checkpoint is a sentence, not a bare "Error".)"""
+    def on_model_change(self, key: str, lang: str | None = None, progress=gr.Progress()):
+        """The banner for the newly chosen model, in the visitor's language `lang`; choosing ImageNet downloads
+        it now, with progress here. (main wraps it in `friendly`: a vanished checkpoint is a sentence, not a
+        bare "Error".)"""
         if key == IMAGENET and not imagenet_weights_path().exists():
             try:
                 self.registry.get(IMAGENET, progress)
             except WeightsError as e:
                 gr.Warning(str(e))
-                return (self.registry.banner(key) + f"\n\n**{e}**", gr.Button(visible=False))
-        return self.registry.banner(key), gr.Button(visible=key == UNTRAINED)
+                return (self.registry.banner(key, lang) + f"\n\n**{e}**", gr.Button(visible=False))
+        return self.registry.banner(key, lang), gr.Button(visible=key == UNTRAINED)
+
+    def banner(self, key: str | None, lang: str | None = None) -> str:
+        """The banner alone, in `lang`: sent again when the page opens and when the visitor switches language."""
+        return self.registry.banner(key or self.registry.default_key(), lang)
 
     def refresh_models(self, current: str | None = None) -> gr.Dropdown:
         """The model dropdown with every checkpoint on disk now, keeping the visitor's choice."""

@@ -73,14 +73,19 @@ def switch() -> dict[str, gr.Button]:
                 for lang, name in LOCALES.items()}
 
 
-def wire_switch(buttons: dict[str, gr.Button], page_lang: gr.State, tabs: dict) -> None:
+def wire_switch(buttons: dict[str, gr.Button], page_lang: gr.State, tabs: dict, also: tuple | None = None) -> None:
     """Each button: the browser's locale (SWITCH_JS), the handlers' language (`page_lang`), and the tab titles,
-    sent again because Gradio re-translates only the selected tab's title when the locale changes."""
+    sent again because Gradio re-translates only the selected tab's title when the locale changes.
+    `also=(fn, inputs, outputs)`: text a handler wrote (the model banner), written again once `page_lang` holds
+    the new language (`inputs` should include `page_lang`)."""
     ids = list(tabs)
 
     def chosen(lang):
         return [lang] + [gr.Tab(label=t(f"tab_{i}")) for i in ids]
 
     for lang, b in buttons.items():
-        b.click(lambda v=lang: chosen(v), None, [page_lang] + [tabs[i] for i in ids], api_name=False,
-                js=f"() => {{ ({SWITCH_JS})('{lang}'); return []; }}")
+        event = b.click(lambda v=lang: chosen(v), None, [page_lang] + [tabs[i] for i in ids], api_name=False,
+                        js=f"() => {{ ({SWITCH_JS})('{lang}'); return []; }}")
+        if also is not None:
+            fn, inputs, outputs = also
+            event.then(fn, inputs, outputs, api_name=False, show_progress="hidden")

@@ -60,9 +60,12 @@ def build_app(weights: str | None = None, data: str | None = None, device: str =
                 with gr.Tab(t(f"tab_{tab_id}"), id=tab_id, elem_id=f"tab-{tab_id}") as page.tabs[tab_id]:
                     module.build(page)
         wire_tour(tabs)
-        wire_switch(languages, lang, page.tabs)
-        demo.load(visitor_language, None, lang, api_name=False)
-        model_key.change(friendly(page.on_model_change), model_key, [banner, train_it], api_name=False)
+        # the banner is written in the visitor's language: when the page opens, on a switch, on a model change
+        refresh_banner = (friendly(page.banner), [model_key, lang], banner)
+        wire_switch(languages, lang, page.tabs, also=refresh_banner)
+        demo.load(visitor_language, None, lang, api_name=False).then(*refresh_banner, api_name=False,
+                                                                     show_progress="hidden")
+        model_key.change(friendly(page.on_model_change), [model_key, lang], [banner, train_it], api_name=False)
         train_it.click(lambda: gr.Tabs(selected="retrain"), None, tabs, api_name=False)
         refresh.click(page.refresh_models, model_key, model_key, api_name=False)
     demo.scratch = scratch   # keeps the folder alive as long as the app

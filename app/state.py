@@ -174,11 +174,13 @@ class Registry:
     def default_key(self) -> str:
         return self.choices()[0][1]
 
-    def banner(self, key: str) -> str:
-        """What the page says above every tab about model `key` (the words are app.text.banner's)."""
+    def banner(self, key: str, lang: str | None = None) -> str:
+        """What the page says above every tab about model `key`, in the visitor's language `lang` (English when
+        None or unknown; the words are app.text.banner's). The model's name is the dropdown's, as the visitor
+        sees it there."""
         label = dict((k, lbl) for lbl, k in self.choices()).get(key, key)
         untrained = key == UNTRAINED
-        return text.banner(label, self.device.type, {} if untrained else self.meta_of(key), untrained)
+        return text.banner(label, self.device.type, {} if untrained else self.meta_of(key), untrained, lang)
 
     # -------------------------------------------------------------- loading
     def get(self, key: str | None = None, progress=None) -> Loaded:

@@ -7,13 +7,14 @@ from alexnet.model import LAYERS
 from alexnet.model import default_input_size
 from alexnet.shapes import conv1_note, layer_table, spec_table, to_markdown
 from app.context import Page
-from app.i18n import t
+from app.i18n import t, tr
+from app.lesson_words import formula_words, layer_words
 from app.ui import friendly, need_image
 from viz.activations import fc_bars, layer_maps
 from viz import arithmetic as arith
 from viz import diagram as diagram_
 from viz import formula
-from viz.lesson import layer_text, lesson_pack
+from viz.lesson import lesson_pack
 
 _P, _T = default_input_size("paper"), default_input_size("torchvision")     # 227, 224
 VIEWS = {f"paper @ {_P}": ("paper", _P), f"torchvision @ {_T}": ("torchvision", _T),
@@ -46,7 +47,7 @@ def network(page: Page, image_path, key) -> tuple:
     return d.image, d.blocks
 
 
-def lesson_zip(page: Page, image_path, key) -> str:
+def lesson_zip(page: Page, image_path, key, lang: str | None = None) -> str:
     """The lesson pack (.zip) of this photo and model: the table, a page per layer, every layer's picture."""
     loaded = page.registry.get(key)
     _, acts, x, _ = page.compute.forward(loaded, image_path)
@@ -55,18 +56,18 @@ def lesson_zip(page: Page, image_path, key) -> str:
     rows = spec_table(loaded.meta["spec"], size)
     pics = {layer: _picture(acts, layer, img) for layer in LAYERS}
     out = page.scratch_file(f"alexnet-{arch}-{size}-lesson.zip")     # one folder per export, pruned later
-    return str(lesson_pack(rows, arch, size, pics, out, img))
+    return str(lesson_pack(rows, arch, size, pics, out, lambda r: layer_words(lang, r), img))
 
 
-def layer_step(page: Page, i: int, image_path, key) -> tuple:
+def layer_step(page: Page, i: int, image_path, key, lang: str | None = None) -> tuple:
     """(i, text, picture) of step i of the walk: the layer's row of the table in words and, with a photo,
     its maps (conv, pool) or bars (fc)."""
     loaded = page.registry.get(key)
     i = i % len(LAYERS)
     row = spec_table(loaded.meta["spec"], loaded.meta["input_size"])[i]
-    text = f"**Step {i + 1} of {len(LAYERS)}**\n\n" + layer_text(row)
+    text = tr(lang, "layer_step", i=i + 1, n=len(LAYERS)) + "\n\n" + layer_words(lang, row)
     if not image_path:
-        return i, text + "\n\nUpload a photo (Classify & Explain) to see its maps here.", None
+        return i, text + "\n\n" + tr(lang, "layer_no_photo"), None
     _, acts, x, _ = page.compute.forward(loaded, image_path)
     if loaded.notice:
         text += "\n\n" + loaded.notice
@@ -120,38 +121,37 @@ def build(page: Page) -> None:
 
     def go(delta):
         @friendly
-        def move(i, image_path, key):
+        def move(i, image_path, key, lang):
             need_image(image_path)
-            return layer_step(page, (i or 0) + delta, image_path, key)
+            return layer_step(page, (i or 0) + delta, image_path, key, lang)
         return move
 
-    prev.click(go(-1), [step, page.image, page.model_key], [step, info, picture], api_name=False)
-    nxt.click(go(+1), [step, page.image, page.model_key], [step, info, picture], api_name=False)
+    prev.click(go(-1), [step, page.image, page.model_key, page.lang], [step, info, picture], api_name=False)
+    nxt.click(go(+1), [step, page.image, page.model_key, page.lang], [step, info, picture], api_name=False)
 
     @friendly
     def draw_network(image_path, key):
         return network(page, image_path, key)
 
     @friendly
-    def open_block(image_path, key, where, evt: gr.SelectData):
+    def open_block(image_path, key, where, lang, evt: gr.SelectData):
         layer = diagram_.block_at(where or [], *evt.index[:2])
         if layer is None or layer == "input":
             loaded = page.registry.get(key)
             note = conv1_note(loaded.meta["arch"], loaded.meta["input_size"])
-            return -1, f"**The input**: a photo is 3 x {loaded.meta['input_size']} x {loaded.meta['input_size']} " \
-                       f"numbers (red, green, blue).\n\n{note}", None
-        return layer_step(page, LAYERS.index(layer), image_path, key)
+            return -1, tr(lang, "layer_input", size=loaded.meta["input_size"]) + "\n\n" + note, None
+        return layer_step(page, LAYERS.index(layer), image_path, key, lang)
 
     for event in (page.tabs["layers"].select, page.model_key.change, page.demo.load):
         event(draw_network, [page.image, page.model_key], [diagram, blocks], api_name=False)
-    diagram.select(open_block, [page.image, page.model_key, blocks], [step, info, picture], api_name=False)
+    diagram.select(open_block, [page.image, page.model_key, blocks, page.lang], [step, info, picture], api_name=False)
 
     @friendly
-    def do_export(image_path, key):
+    def do_export(image_path, key, lang):
         need_image(image_path)
-        return lesson_zip(page, image_path, key)
+        return lesson_zip(page, image_path, key, lang)
 
-    export.click(do_export, [page.image, page.model_key], pack, api_name=False)
+    export.click(do_export, [page.image, page.model_key, page.lang], pack, api_name=False)
 
     with gr.Accordion(t("formula_open"), open=False):
         with gr.Row():
@@ -163,19 +163,21 @@ def build(page: Page) -> None:
             presets = {"formula_paper": (224, 11, 4, 0), "formula_caffe": (227, 11, 4, 0),
                        "formula_torchvision": (224, 11, 4, 2), "formula_pool1": (55, 3, 2, 0)}
             preset_btns = {name: gr.Button(t(name), size="sm") for name in presets}
-        formula_text = gr.Markdown(formula.explain(224, 11, 4, 0), elem_id="formula-text")
+        formula_text = gr.Markdown(formula_words("en", 224, 11, 4, 0), elem_id="formula-text")
         formula_img = gr.Image(formula.windows(224, 11, 4, 0), label=t("formula_picture"), type="pil", interactive=False, elem_id="formula-img")
 
     @friendly
-    def live(w, f, s, p):
+    def live(w, f, s, p, lang):
         try:
             args = tuple(int(v) for v in (w, f, s, p))
-            return formula.explain(*args), formula.windows(*args)
+            return formula_words(lang, *args), formula.windows(*args)
         except (TypeError, ValueError) as e:            # a number left empty, or a kernel that does not fit
             raise gr.Error(str(e) if str(e) else "W, F, S and P must be whole numbers.") from None
 
     for box in (fw, ff, fs, fp):
-        box.change(live, [fw, ff, fs, fp], [formula_text, formula_img], api_name=False, trigger_mode="always_last")
+        box.change(live, [fw, ff, fs, fp, page.lang], [formula_text, formula_img], api_name=False,
+                   trigger_mode="always_last")
+    page.tabs["layers"].select(live, [fw, ff, fs, fp, page.lang], [formula_text, formula_img], api_name=False)
     for name, btn in preset_btns.items():
         btn.click(lambda v=presets[name]: v, None, [fw, ff, fs, fp], api_name=False)
 

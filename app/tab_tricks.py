@@ -9,7 +9,7 @@ import torch
 
 from alexnet.data import rgb_stats
 from app.context import Page
-from app.i18n import t
+from app.i18n import t, tr
 from app.reports import verdict
 from app.ui import friendly, need_image
 from viz import tricks
@@ -28,9 +28,21 @@ def data_stats(page: Page) -> dict:
         return _stats[decoded.key]
 
 
-def show_all(page: Page, image_path, key, draw: int = 0) -> list:
-    """[picture, text] for every trick in tricks.TRICKS order, on this photo and model; `draw` picks the masks
-    and crops (the same number gives the same draws)."""
+def paragraph(lang: str | None, trick: tricks.Trick) -> str:
+    """What a trick's view shows on this photo, in the visitor's language (app/locales: trick_<name>_text)."""
+    w = dict(trick.words)
+    if trick.name == "lrn":
+        w["own_note"] = "" if w["own"] else tr(lang, "trick_lrn_none")
+    elif trick.name == "pool":
+        w["dropped_note"] = tr(lang, "trick_pool_dropped") if w["dropped"] else ""
+    elif trick.name == "augmentation":
+        w["first"] = tr(lang, "trick_aug_grey" if w["brightness"] else "trick_aug_cast", grey=w["grey"])
+    return tr(lang, f"trick_{trick.name}_text", **w)
+
+
+def show_all(page: Page, image_path, key, draw: int = 0, lang: str | None = None) -> list:
+    """[picture, text] for every trick in tricks.TRICKS order, on this photo and model, in `lang`; `draw` picks
+    the masks and crops (the same number gives the same draws)."""
     need_image(image_path)
     loaded = page.registry.get(key)
     x, img = loaded.prepare(image_path)
@@ -45,11 +57,11 @@ def show_all(page: Page, image_path, key, draw: int = 0) -> list:
     }
     out = []
     for name in tricks.TRICKS:
-        t = views[name]
-        text = t.text + f"\n\n**Measured by this project's report:** {verdict(REPORT_KEY[name])}"
+        trick = views[name]
+        text = paragraph(lang, trick) + "\n\n" + tr(lang, "trick_verdict", verdict=verdict(REPORT_KEY[name]))
         if loaded.notice and name != "augmentation":
             text += "\n\n" + loaded.notice
-        out += [t.picture, text]
+        out += [trick.picture, text]
     return out
 
 
@@ -68,12 +80,13 @@ def build(page: Page) -> None:
             outs.append(gr.Markdown(elem_id=f"trick-{name}-text"))
 
     @friendly
-    def on_go(image_path, key, d):
-        return show_all(page, image_path, key, d)
+    def on_go(image_path, key, d, lang):
+        return show_all(page, image_path, key, d, lang)
 
     @friendly
-    def on_again(image_path, key, d):
-        return [d + 1] + show_all(page, image_path, key, d + 1)
+    def on_again(image_path, key, d, lang):
+        return [d + 1] + show_all(page, image_path, key, d + 1, lang)
 
-    go.click(on_go, [page.image, page.model_key, draw], outs, api_name=False)
-    again.click(on_again, [page.image, page.model_key, draw], [draw] + outs, api_name=False)
+    ins = [page.image, page.model_key, draw, page.lang]
+    go.click(on_go, ins, outs, api_name=False)
+    again.click(on_again, ins, [draw] + outs, api_name=False)

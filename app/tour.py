@@ -89,8 +89,8 @@ def view(page: Page, i: int, image_path, key, lang) -> tuple[str, str, Image.Ima
         picture = diagram.draw(rows, acts=acts, photo=img, classes=classes).image
     elif step.id == "conv1":
         steps = page.compute.cheap(loaded, arith.trace, x)
-        c = rows[0]["out_shape"][1] // 2
-        a = page.compute.cheap(loaded, arith.unit_arithmetic, steps, "conv1", 0, c, c)
+        y, xx = divmod(int(steps["conv1"].output[0].argmax()), steps["conv1"].output.shape[2])   # a unit that fires
+        a = page.compute.cheap(loaded, arith.unit_arithmetic, steps, "conv1", 0, y, xx)
         picture = arith.picture(img, a, meta["mean"], meta["std"])
         v.update(value=f"{a.value:.4g}", terms=rows[0]["kernel"] ** 2 * 3)
     elif step.id == "groups":
@@ -123,7 +123,7 @@ def view(page: Page, i: int, image_path, key, lang) -> tuple[str, str, Image.Ima
 
 
 def build(page: Page, export):
-    """The tour's panel (call it above the tabs); `export(page, image_path, key)` makes the lesson pack (the Layers
+    """The tour's panel (call it above the tabs); `export(page, image_path, key, lang)` makes the lesson pack (the Layers
     tab's). -> wire(tabs): call it once the tabs exist, so each step can open its tab."""
     with gr.Accordion(t("tour_open"), open=False, elem_id="tour"):
         step = gr.State(-1)
@@ -151,6 +151,6 @@ def build(page: Page, export):
         ins = [step, page.image, page.model_key, page.lang]
         back.click(go(-1), ins, outs, api_name=False)
         nxt.click(go(+1), ins, outs, api_name=False)
-        pack_btn.click(friendly(lambda image_path, key: export(page, photo_of(image_path), key)),
-                       [page.image, page.model_key], pack, api_name=False)
+        pack_btn.click(friendly(lambda image_path, key, lang: export(page, photo_of(image_path), key, lang)),
+                       [page.image, page.model_key, page.lang], pack, api_name=False)
     return wire

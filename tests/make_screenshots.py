@@ -13,6 +13,8 @@ Writes classify.png, filters.png, layers.png, embeddings.png and about.png (full
 the classroom views in English and 简体中文 (a browser started in each locale): diagram-<lang>.png (the network
 drawn, a block clicked), unit-<lang>.png (a conv1 unit's arithmetic after a click on the photo),
 tour-<lang>.png (the tour's conv1 step) and tricks-<lang>.png (the paper's tricks), lang = en or zh-CN.
+The Chinese pictures need a CJK font for Chromium (Debian: `apt-get install -y fonts-noto-cjk`); without
+one the characters are drawn as empty boxes, so the script says so and stops before writing them.
 """
 from __future__ import annotations
 
@@ -48,6 +50,15 @@ def chromium() -> str:
     if not path:
         raise SystemExit("Chromium not found on PATH (chromium or chromium-browser)")
     return path
+
+
+def cjk_font() -> bool:
+    """Whether fontconfig knows a font with Chinese glyphs (Chromium draws boxes without one)."""
+    import subprocess
+    try:
+        return bool(subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True, timeout=20).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 def shrink(path: Path, width: int = 1000) -> None:
@@ -114,6 +125,10 @@ def shoot(url: str, image: Path, out: Path, width: int, timeout_s: float) -> lis
         expect(page.locator("#about-facts")).to_contain_text("Parameters")
         save(page, "about")
         for locale, lang in (("en-US", "en"), ("zh-CN", "zh-CN")):
+            if lang == "zh-CN" and not cjk_font():
+                print("  no CJK font (fc-list :lang=zh finds none): skipping the zh-CN pictures; install one, e.g. "
+                      "apt-get install -y fonts-noto-cjk", file=sys.stderr)
+                continue
             saved += classroom(browser, url, image, out, width, ms, locale, lang)
         browser.close()
     return saved
@@ -164,16 +179,17 @@ def classroom(browser, url: str, image: Path, out: Path, width: int, ms: int, lo
     expect(page.locator("#unit-arithmetic")).to_contain_text("conv1")
     save(page.locator("#unit-arithmetic"), "unit")
     page.locator("#tour").click()
-    for _ in range(3):                                   # the third step: conv1, one unit's arithmetic
+    for k in range(1, 4):                                # the third step: conv1, one unit's arithmetic
         page.locator("#tour-next").click()
-    expect(page.locator("#tour-title")).to_contain_text("3 /")
+        expect(page.locator("#tour-title")).to_contain_text(f"{k} /")
     expect(page.locator("#tour-picture img")).to_be_visible()
     page.locator("#tour").scroll_into_view_if_needed()
     save(page.locator("#tour-title"), "tour")
+    page.locator("#tour").get_by_text(words["tour_open"]).click()      # the tour folded away again
     tab("tricks")
     page.locator("#tricks-go").click()
     expect(page.locator("#trick-relu-img img")).to_be_visible()
-    save(page.locator("#tricks-go"), "tricks")
+    save(page.locator("#trick-relu-img"), "tricks")
     ctx.close()
     return saved
 

@@ -120,9 +120,11 @@ def test_the_tour_goes_from_its_first_step_to_its_last(page, shots):
 
 
 @pytest.mark.parametrize("locale, tab, button", [("zh-CN", "层 (Layers)", "下一步 ▶"), ("en-US", "Layers", "Next step ▶")])
-def test_the_browsers_language_chooses_the_labels(browser, app_server, locale, tab, button, shots):
+def test_the_browsers_language_chooses_the_labels(browser, app_server, photo, locale, tab, button, shots):
     ctx, pg = open_page(browser, app_server["url"], locale)
     try:
+        pg.locator("#upload input[type=file]").set_input_files(str(photo))
+        expect(pg.locator("#top5")).to_contain_text("%", timeout=QUICK)
         expect(pg.get_by_role("tab", name=tab, exact=True)).to_be_visible(timeout=QUICK)
         pg.locator("#tour").click()
         expect(pg.locator("#tour-next")).to_have_text(button)
@@ -130,6 +132,11 @@ def test_the_browsers_language_chooses_the_labels(browser, app_server, locale, t
         expect(pg.locator("#tour-title")).to_contain_text("一张照片就是" if locale == "zh-CN" else "A photo is",
                                                           timeout=QUICK)
         save_shot(pg, shots, f"tour-{locale}")
+        pg.get_by_role("tab", name=tab, exact=True).click()    # a handler's sentences in the Layers tab too
+        pg.locator("#walk-info").scroll_into_view_if_needed()
+        pg.get_by_role("button", name="下一层 ▶" if locale == "zh-CN" else "Next ▶", exact=True).click()
+        expect(pg.locator("#walk-info")).to_contain_text("第 1 步，共 11 步" if locale == "zh-CN" else "Step 1 of 11",
+                                                         timeout=QUICK)
         other = "en" if locale == "zh-CN" else "zh-CN"         # the visible switch, both ways
         pg.locator(f"#lang-{other}").click()
         expect(pg.get_by_role("tab", name="Layers" if other == "en" else "层 (Layers)", exact=True)).to_be_visible()

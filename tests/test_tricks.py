@@ -10,6 +10,7 @@ from PIL import Image
 
 from alexnet.data import rgb_stats
 from alexnet.model import build
+from app.tab_tricks import paragraph
 from viz import tricks
 
 CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
@@ -32,7 +33,8 @@ def test_relu_view_counts_what_relu_zeroes(model, x):
     assert t.numbers["zeroed"] == pytest.approx(float((z <= 0).float().mean()), abs=1e-6)
     pos = z > 0
     assert t.numbers["tanh_gradient"] == pytest.approx(float((1 - torch.tanh(z[pos]) ** 2).mean()), rel=1e-5)
-    assert f"{t.numbers['zeroed']:.0%}" in t.text and t.picture.size[0] > 500
+    assert f"{t.numbers['zeroed']:.0%}" in paragraph("en", t) and t.picture.size[0] > 500
+    assert f"{t.numbers['zeroed']:.0%}" in paragraph("zh-CN", t) and "置为 0" in paragraph("zh-CN", t)
 
 
 def test_lrn_view_writes_out_the_value_the_network_computes(model, x):
@@ -41,7 +43,7 @@ def test_lrn_view_writes_out_the_value_the_network_computes(model, x):
     feeds_pool1 = tricks._pool_input(model, x)            # conv1 -> ReLU -> LRN, as the model runs it
     assert n["b"] == pytest.approx(float(feeds_pool1[n["channel"], n["y"], n["x"]]), rel=1e-4)
     assert n["b"] == pytest.approx(n["a"] / n["divisor"], rel=1e-6) and n["divisor"] >= 2 ** 0.75 - 1e-6
-    assert f"b = {n['b']:.4g}" in t.text
+    assert f"b = {n['b']:.4g}" in paragraph("en", t) and f"b = {n['b']:.4g}" in paragraph("zh-CN", t)
 
 
 def test_pooling_view_sides_and_shared_maxima():
@@ -74,7 +76,7 @@ def test_dropout_view_matches_the_network_and_its_generator(model, x):
     assert again.numbers["probs"] == t.numbers["probs"]    # the draws come from the generator alone
     none = tricks.dropout(model, x, CLASSES, torch.Generator().manual_seed(0), p=0.0)
     assert none.numbers["agree"] == 10 and torch.allclose(torch.tensor(none.numbers["probs"])[1:], clean, atol=1e-5)
-    assert f"{t.numbers['agree']} of 10 draws" in t.text
+    assert f"{t.numbers['agree']} of 10 draws" in paragraph("en", t)
 
 
 def test_augmentation_crops_flips_and_shifts_colour_only():
@@ -114,3 +116,6 @@ def test_the_tab_shows_all_five_with_the_reports_verdicts(tmp_path):
         assert isinstance(picture, Image.Image) and np.asarray(picture).std() > 5
         assert claims[REPORT_KEY[name]]["project"] in text
     assert "top-1 stays **roses**" in out[7]              # the shipped model on a held-out rose, under dropout
+    zh = show_all(page, photo, key, draw=0, lang="zh-CN")
+    assert "保持为 **roses**" in zh[7] and "本项目报告的实测结果" in zh[1]
+    assert [np.asarray(p).tolist() == np.asarray(q).tolist() for p, q in zip(out[::2], zh[::2])] == [True] * 5

@@ -2,7 +2,8 @@
 window of F pixels the kernel visits at stride S, and the pixels no window reaches.
 
     picture = windows(224, 11, 4, 0)        # the paper's 224: 54 windows, the last 1 pixel never read
-    text = explain(224, 11, 4, 0)           # "floor((224 - 11 + 2*0) / 4) + 1 = 54 (exactly 54.25) ..."
+
+(The same formula in words, in the visitor's language, is app.lesson_words.formula_words.)
 """
 from __future__ import annotations
 
@@ -12,16 +13,6 @@ from alexnet.shapes import out_side
 
 WIDTH = 960                      # pixels of the drawing; one input pixel is at least 2 of them
 PAD, INPUT, LEFT, WINDOW = (200, 200, 200), (90, 140, 220), (230, 70, 60), (20, 20, 20)
-
-
-def explain(w: int, f: int, s: int, p: int) -> str:
-    """The formula with these numbers, and what it means for the last pixels."""
-    o = out_side(w, f, s, p)
-    text = f"**{o['formula']}** (before the floor: {o['exact']:g})."
-    if o["whole"]:
-        return text + f" The {o['out']} windows end exactly at the last pixel."
-    return text + (f" The floor drops {o['dropped']} pixel{'s' if o['dropped'] > 1 else ''} at the end: "
-                   f"no window reads {'them' if o['dropped'] > 1 else 'it'} (red).")
 
 
 def windows(w: int, f: int, s: int, p: int, rows: int = 6) -> Image.Image:

@@ -37,8 +37,9 @@ TRICKS = ("relu", "lrn", "pool", "dropout", "augmentation")   # the order of the
 class Trick:
     name: str                  # one of TRICKS
     picture: Image.Image
-    text: str                  # Markdown with this photo's numbers
-    numbers: dict = field(default_factory=dict)
+    numbers: dict = field(default_factory=dict)   # what was measured on this photo (tests check these)
+    words: dict = field(default_factory=dict)     # the values the paragraph about it needs, ready to format
+    # The paragraph itself is the app's (app/locales, trick_<name>_text, in the visitor's language).
 
 
 def _conv1(model, x: torch.Tensor) -> torch.Tensor:
@@ -92,12 +93,9 @@ def activations(model, x: torch.Tensor, channels: int = 4) -> Trick:
     rows = [("none: z", [z[c].numpy() for c in pick]), ("ReLU: max(0, z)", [relu[c].numpy() for c in pick]),
             ("tanh(z)", [tanh[c].numpy() for c in pick])]
     picture = _row_figure(rows, [f"conv1 channel {c}" for c in pick], "RdBu_r", symmetric=True)
-    text = (f"conv1 makes {z.numel():,} numbers of this photo ({'x'.join(map(str, z.shape))}). **ReLU** sets the "
-            f"{zeroed:.0%} that are negative to 0 and passes the rest unchanged, so its gradient there is exactly 1. "
-            f"**tanh** squashes every value into (-1, 1): {saturated:.0%} of them end above 0.9 in size, where it is "
-            f"flat; on the positive ones it passes back a gradient of {tanh_grad:.2f} on average. **No activation** "
-            "would make the whole network one linear map: eight layers no more expressive than one.")
-    return Trick("relu", picture, text, dict(zeroed=zeroed, tanh_gradient=tanh_grad, tanh_saturated=saturated,
+    words = dict(count=z.numel(), shape="x".join(map(str, z.shape)), zeroed=zeroed, saturated=saturated,
+                 tanh_grad=tanh_grad)
+    return Trick("relu", picture, words=words, numbers=dict(zeroed=zeroed, tanh_gradient=tanh_grad, tanh_saturated=saturated,
                                              channels=pick))
 
 
@@ -126,13 +124,10 @@ def lrn(model, x: torch.Tensor) -> Trick:
     rows = [("before LRN", [a[c].numpy()]), ("after LRN", [b[c].numpy()]), ("divisor", [d_all[c].numpy()])]
     picture = _row_figure(rows, [f"conv1 channel {c}"], "viridis", symmetric=False)
     terms = ", ".join(f"{v:.3g}" for v in neigh.tolist())
-    text = (f"b = a / (k + alpha/n * sum of a_j^2 over the n = {n} neighbouring channels)^beta with k = {k:g}, "
-            f"alpha = {alpha:g}, beta = {beta:g} (the paper's constants{'' if own else '; this model has no LRN, so the view applies them'}). "
-            f"At channel {c}, row {y}, column {xx}: a = {float(a[c, y, xx]):.4g}; the channels {lo}-{hi - 1} there hold "
-            f"{terms}; divisor ({k:g} + {alpha:g}/{n} * {float((neigh ** 2).sum()):.4g})^{beta:g} = {divisor:.4g}; "
-            f"b = {value:.4g}. Strong neighbours divide a unit down (\"lateral inhibition\", as in real neurons); on this "
-            f"photo the divisors run from {float(d_all.min()):.3f} to {float(d_all.max()):.3f}.")
-    return Trick("lrn", picture, text, dict(channel=c, y=y, x=xx, a=float(a[c, y, xx]), divisor=divisor, b=value,
+    words = dict(n=n, k=k, alpha=alpha, beta=beta, own=own, c=c, y=y, x=xx, a=float(a[c, y, xx]), lo=lo, last=hi - 1,
+                 terms=terms, sumsq=float((neigh ** 2).sum()), divisor=divisor, b=value, dmin=float(d_all.min()),
+                 dmax=float(d_all.max()))
+    return Trick("lrn", picture, words=words, numbers=dict(channel=c, y=y, x=xx, a=float(a[c, y, xx]), divisor=divisor, b=value,
                                             b_module=float(b[c, y, xx]), max_divisor=float(d_all.max())))
 
 
@@ -172,12 +167,9 @@ def pooling(model, x: torch.Tensor) -> Trick:
         g.text((4, y + 4), label, fill=(20, 20, 20))
         picture.paste(strip, (0, y + 20))
         y += strip.height + 24
-    text = (f"Both turn the {m.shape[1]}x{m.shape[2]} map into {o['side']['out']}x{o['side']['out']} "
-            f"(`{o['side']['formula']}` against `{n['side']['formula']}`{', which drops the last pixel' if n['side']['dropped'] else ''}). "
-            f"3/2 windows overlap by one pixel (the strips below), so one strong pixel can win "
-            f"two neighbouring windows: on this photo {o['shared']:.0%} of the 3/2 maxima are a pixel another window "
-            f"also picked, against {n['shared']:.0%} for 2/2, whose windows never share a pixel.")
-    return Trick("pool", picture, text, dict(channel=c, side_32=o["side"]["out"], side_22=n["side"]["out"],
+    words = dict(h=m.shape[1], w=m.shape[2], out=o["side"]["out"], f32=o["side"]["formula"], f22=n["side"]["formula"],
+                 dropped=bool(n["side"]["dropped"]), shared_32=o["shared"], shared_22=n["shared"])
+    return Trick("pool", picture, words=words, numbers=dict(channel=c, side_32=o["side"]["out"], side_22=n["side"]["out"],
                                              shared_32=o["shared"], shared_22=n["shared"]))
 
 
@@ -218,13 +210,9 @@ def dropout(model, x: torch.Tensor, classes: list[str], generator: torch.Generat
                       color="white" if img[i, j] < 0.5 else "black")
     ax_p.set_title("probability of this photo's top classes", fontsize=9)
     counts = {classes[t]: top1[1:].count(t) for t in dict.fromkeys(top1[1:])}
-    text = (f"In training each fc6 unit is dropped with probability {p:g} (and fc7's too), so no unit can rely on "
-            f"another being there. With {draws} masks on this photo's fc6 the top-1 stays **{classes[base]}** in "
-            f"{same} of {draws} draws ({', '.join(f'{k}: {v}' for k, v in counts.items())}); its probability moves "
-            f"between {float(probs[1:, base].min()):.0%} and {float(probs[1:, base].max()):.0%} against "
-            f"{float(probs[0, base]):.0%} with every unit (test time). A prediction that survives half its units "
-            "missing is one many small groups of units agree on: that is the ensemble the paper describes.")
-    return Trick("dropout", figure_to_image(fig), text, dict(top1=top1, agree=same, kept=keep.sum(1).tolist(),
+    words = dict(p=p, draws=draws, top=classes[base], agree=same, counts=", ".join(f"{k}: {v}" for k, v in counts.items()),
+                 pmin=float(probs[1:, base].min()), pmax=float(probs[1:, base].max()), p0=float(probs[0, base]))
+    return Trick("dropout", figure_to_image(fig), words=words, numbers=dict(top1=top1, agree=same, kept=keep.sum(1).tolist(),
                                                                probs=probs.tolist()))
 
 
@@ -251,15 +239,8 @@ def augmentation(photo: Image.Image, size: int, stats: dict, generator: torch.Ge
     picture = Image.fromarray(image_grid(tiles, cols=n, pad=4))
     positions = (256 - size + 1) ** 2
     grey = float(stats["eigvecs"][:, 0].abs().sum() / 3 ** 0.5)                  # |cos| of p_1 with (1, 1, 1)/sqrt(3)
-    first = ("nearly (1, 1, 1)/sqrt(3): a brightness change, so the lighting mostly brightens and darkens, as real "
-             "light does" if grey > 0.9 else f"{grey:.2f} in cosine from grey (1, 1, 1)/sqrt(3): a colour cast")
     ev = ", ".join(f"{v:.4f}" for v in stats["eigvals"].tolist())
     vec = "; ".join("(" + ", ".join(f"{v:+.2f}" for v in col) + ")" for col in stats["eigvecs"].T.tolist())
-    text = (f"Top row: {n} training views of this photo as the paper made them: a random {size}x{size} crop of the "
-            f"256x256 photo ({positions:,} positions), mirrored at random ({sum(flips)} of {n} here), and PCA lighting: "
-            f"every pixel shifted by sum_i alpha_i sqrt(lambda_i) p_i with alpha_i ~ N(0, {pca_std:g}) per photo. "
-            f"Bottom row: the same draws {exaggerate:g} times stronger, to show the direction. The data's RGB "
-            f"eigenvalues are {ev} and its eigenvectors p_i {vec}; the first is {first}. The paper: \"this scheme "
-            "approximately captures an important property of natural images, namely, that object identity is "
-            "invariant to changes in the intensity and color of the illumination\".")
-    return Trick("augmentation", picture, text, dict(crops=list(zip(ys, xs)), flips=flips, positions=positions, grey=grey))
+    words = dict(n=n, size=size, positions=positions, flipped=sum(flips), pca_std=pca_std, exaggerate=exaggerate,
+                 ev=ev, vec=vec, grey=grey, brightness=grey > 0.9)
+    return Trick("augmentation", picture, words=words, numbers=dict(crops=list(zip(ys, xs)), flips=flips, positions=positions, grey=grey))
