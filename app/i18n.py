@@ -44,6 +44,36 @@ def tr(lang: str | None, key: str, **values) -> str:
     return (table.get(key) or dictionary(DEFAULT)["text"][key]).format(**values)
 
 
+# session -> the language its visitor chose (the switch) or whose browser asked for it: for sentences written
+# where no `lang` input reaches, such as errors (app.ui.friendly). Bounded: the oldest sessions are forgotten.
+_SESSIONS: dict[str, str] = {}
+MAX_SESSIONS = 10_000
+
+
+def remember(request, lang: str) -> str:
+    """Note `lang` as this visitor's language (for errors); returns it."""
+    h = getattr(request, "session_hash", None)
+    if h:
+        _SESSIONS.pop(h, None)
+        _SESSIONS[h] = lang
+        while len(_SESSIONS) > MAX_SESSIONS:
+            _SESSIONS.pop(next(iter(_SESSIONS)))
+    return lang
+
+
+def current_lang() -> str:
+    """The language of the visitor whose event is running (Gradio's request context), else English."""
+    from gradio.context import LocalContext
+    request = LocalContext.request.get(None)
+    if request is None:
+        return DEFAULT
+    h = getattr(request, "session_hash", None)
+    if h in _SESSIONS:
+        return _SESSIONS[h]
+    headers = getattr(request, "headers", None) or {}
+    return lang_of(headers.get("accept-language"))
+
+
 def lang_of(accept_language: str | None) -> str:
     """The visitor's language from an Accept-Language header: 简体中文 for any zh (bar zh-TW/zh-HK), else English."""
     for part in (accept_language or "").split(","):
@@ -80,11 +110,17 @@ def wire_switch(buttons: dict[str, gr.Button], page_lang: gr.State, tabs: dict, 
     the new language (`inputs` should include `page_lang`)."""
     ids = list(tabs)
 
-    def chosen(lang):
+    def chosen(lang, request):
+        remember(request, lang)
         return [lang] + [gr.Tab(label=t(f"tab_{i}")) for i in ids]
 
+    def choose(lang):
+        def fn(request: gr.Request):
+            return chosen(lang, request)
+        return fn
+
     for lang, b in buttons.items():
-        event = b.click(lambda v=lang: chosen(v), None, [page_lang] + [tabs[i] for i in ids], api_name=False,
+        event = b.click(choose(lang), None, [page_lang] + [tabs[i] for i in ids], api_name=False,
                         js=f"() => {{ ({SWITCH_JS})('{lang}'); return []; }}")
         if also is not None:
             fn, inputs, outputs = also

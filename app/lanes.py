@@ -53,6 +53,7 @@ class Busy(UserError):
     instead of waiting until the visitor's browser (or API client) gives up."""
 
     def __init__(self, waiting: int):
+        self.waiting = waiting
         super().__init__(f"The server is busy: {waiting} slow maps (Integrated Gradients, SmoothGrad, occlusion, "
                          "comparisons) are already waiting. Try again in a minute, or choose a one-pass method "
                          "(saliency, Grad-CAM, guided backprop), which answers at once.")

@@ -14,7 +14,7 @@ from app import tab_about, tab_classify, tab_embeddings, tab_filters, tab_layers
 from app.compute import Compute
 from app.context import Page
 from app.datasets import Datasets
-from app.i18n import lang_of, switch, t, wire_switch
+from app.i18n import lang_of, remember, switch, t, wire_switch
 from app.state import IMAGENET, UNTRAINED, Registry
 from app.trainer import Trainer
 from app.ui import friendly
@@ -76,7 +76,7 @@ def build_app(weights: str | None = None, data: str | None = None, device: str =
 
 def visitor_language(request: gr.Request) -> str:
     """The language the browser asks for (its Accept-Language), for the text handlers write."""
-    return lang_of(request.headers.get("accept-language") if request else None)
+    return remember(request, lang_of(request.headers.get("accept-language") if request else None))
 
 
 def check_weights_arg(weights_arg: str | None) -> None:

@@ -7,7 +7,7 @@ from alexnet.model import LAYERS
 from alexnet.model import default_input_size
 from alexnet.shapes import conv1_note, layer_table, spec_table, to_markdown
 from app.context import Page
-from app.i18n import t, tr
+from app.i18n import current_lang, t, tr
 from app.lesson_words import formula_words, layer_words
 from app.ui import friendly, need_image
 from viz.activations import fc_bars, layer_maps
@@ -84,7 +84,7 @@ def unit_view(page: Page, image_path, key, layer_v, channel_v, y_v, x_v, click=N
     channels = out.shape[0]
     c = int(channel_v or 0)
     if not 0 <= c < channels:
-        raise gr.Error(f"{layer_v} has channels 0-{channels - 1}; {c} is not one of them.")
+        raise gr.Error(tr(current_lang(), "err_channel", layer=layer_v, last=channels - 1, c=c))
     if click is not None:
         y, xx = arith.unit_at(steps, layer_v, *click)
     else:
@@ -172,7 +172,7 @@ def build(page: Page) -> None:
             args = tuple(int(v) for v in (w, f, s, p))
             return formula_words(lang, *args), formula.windows(*args)
         except (TypeError, ValueError) as e:            # a number left empty, or a kernel that does not fit
-            raise gr.Error(str(e) if str(e) else "W, F, S and P must be whole numbers.") from None
+            raise gr.Error(str(e) if str(e) else tr(lang, "err_whole_numbers")) from None
 
     for box in (fw, ff, fs, fp):
         box.change(live, [fw, ff, fs, fp, page.lang], [formula_text, formula_img], api_name=False,

@@ -16,7 +16,8 @@ from alexnet.pack import is_pack
 from alexnet.train import FINETUNE_DEPTHS, TrainConfig
 from app import datasets
 from app.context import Page
-from app.i18n import t
+from app.i18n import current_lang, t
+from app.i18n import tr as in_lang
 from app.state import UNTRAINED
 from app.trainer import Trainer
 from app.ui import friendly
@@ -108,8 +109,7 @@ def build(page: Page) -> None:
     def config(folder, mode_v, depth_v, recipe_v, epochs_v, lr_v, batch_v, limit_v, key) -> TrainConfig:
         root = find_data_dir(folder.strip() or page.data or None)   # refuses missing or non-directory paths
         if mode_v == "finetune" and key == UNTRAINED:
-            raise gr.Error("The selected model is untrained: fine-tuning it keeps random conv filters. "
-                           "Choose 'From scratch', or select ImageNet weights or a checkpoint first.")
+            raise gr.Error(in_lang(current_lang(), "err_finetune_untrained"))
         return TrainConfig(data=str(root), mode=mode_v, weights=None if mode_v == "scratch" else reg.resolve(key),
                            freeze=depth_v or FINETUNE_DEPTHS[0][0],
                            recipe=recipe_v, epochs=int(epochs_v) or None, lr=float(lr_v) or None,

@@ -18,7 +18,7 @@ from alexnet.model import LAYERS
 from alexnet.shapes import spec_table
 from app.context import Page
 from app.examples import flower_examples
-from app.i18n import t, tr
+from app.i18n import current_lang, t, tr
 from app.state import FLOWERS
 from app.tab_embeddings import shipped_sha256
 from app.ui import friendly
@@ -50,7 +50,7 @@ def photo_of(image_path) -> str:
         return image_path
     found = [e for e in flower_examples() if e.label == "roses"] or flower_examples()
     if not found:
-        raise gr.Error("Upload a photo in Classify & Explain first.")
+        raise gr.Error(tr(current_lang(), "err_need_image"))
     return found[0].path
 
 

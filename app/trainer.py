@@ -14,6 +14,7 @@ import time
 import gradio as gr
 
 from alexnet.train import Phase, Progress, TrainConfig, train
+from app.i18n import current_lang, tr
 
 log = logging.getLogger("alexnet-explainer")
 
@@ -47,8 +48,7 @@ class Trainer:
     def start(self, cfg: TrainConfig, before=None) -> None:
         with self._lock:
             if self.running:
-                raise gr.Error(f"A training run is already in progress ({self.status_line()}). "
-                               "Wait for it to finish or cancel it first.")
+                raise gr.Error(tr(current_lang(), "err_training_running", status=self.status_line()))
             self.cancel = threading.Event()
             self.points, self.epochs, self.last, self._val = [], [], None, {}
             self.result, self.error, self.config, self.before = None, None, cfg, before

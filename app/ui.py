@@ -9,7 +9,8 @@ from concurrent.futures import CancelledError
 import gradio as gr
 
 from alexnet.errors import UserError
-from app.lanes import ShuttingDown
+from app.i18n import current_lang, tr
+from app.lanes import Busy, ShuttingDown
 
 log = logging.getLogger("alexnet-explainer")
 USER_ERRORS = (UserError,)   # the project's own exceptions for what the visitor can fix (alexnet.errors)
@@ -23,14 +24,15 @@ def friendly(fn):
         if isinstance(e, gr.Error):
             e.print_exception = False
             return e
+        if isinstance(e, Busy):
+            return gr.Error(tr(current_lang(), "err_busy", waiting=e.waiting), print_exception=False)
         if isinstance(e, USER_ERRORS):
             return gr.Error(str(e), print_exception=False)
         if isinstance(e, (ShuttingDown, CancelledError)):      # the server is stopping: expected
             log.info("%s stopped: the server is shutting down", fn.__name__)
-            return gr.Error(str(ShuttingDown()), print_exception=False)
+            return gr.Error(tr(current_lang(), "err_shutting_down"), print_exception=False)
         log.exception("unexpected error in %s", fn.__name__)
-        return gr.Error("Something went wrong on the server (it is logged there). Please try another image or setting.",
-                        print_exception=False)
+        return gr.Error(tr(current_lang(), "err_server"), print_exception=False)
 
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
@@ -52,7 +54,7 @@ def friendly(fn):
 
 def need_image(path):
     if not path:
-        raise gr.Error("Upload an image first (Classify & Explain tab), or pick one of the examples.")
+        raise gr.Error(tr(current_lang(), "err_need_image"))
     return path
 
 
@@ -73,4 +75,4 @@ class UploadImage(gr.Image):
         try:
             return super().preprocess(payload)
         except Exception as e:
-            raise gr.Error(f"That upload could not be read as an image ({type(e).__name__}).") from None
+            raise gr.Error(tr(current_lang(), "err_unreadable", kind=type(e).__name__)) from None

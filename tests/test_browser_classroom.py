@@ -145,3 +145,13 @@ def test_the_browsers_language_chooses_the_labels(browser, app_server, photo, lo
                                                           timeout=QUICK)
     finally:
         ctx.close()
+
+
+def test_an_error_is_written_in_the_visitors_language(browser, app_server):
+    ctx, pg = open_page(browser, app_server["url"], "zh-CN")
+    try:
+        pg.get_by_role("tab", name="层 (Layers)", exact=True).click()
+        pg.get_by_role("button", name="下一层 ▶", exact=True).click()          # no photo yet
+        expect(pg.get_by_text("请先上传一张图片").first).to_be_visible(timeout=QUICK)
+    finally:
+        ctx.close()

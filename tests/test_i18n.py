@@ -64,3 +64,28 @@ def test_the_visitors_language_from_accept_language():
     assert tr("xx", "tour_scores_title", k=5) == "fc8: 5 scores"
     with pytest.raises(KeyError):
         tr("en", "no_such_key")
+
+
+def test_errors_follow_the_visitor_the_browser_first_then_the_switch():
+    """Sentences written where no `lang` input reaches (errors) read the running event's request."""
+    import contextvars
+
+    import gradio as gr
+    from gradio.context import LocalContext
+
+    from app.i18n import current_lang, remember
+    from app.ui import need_image
+
+    def in_request(headers, session):
+        LocalContext.request.set(gr.Request(headers=headers, session_hash=session))
+        with pytest.raises(gr.Error) as e:
+            need_image(None)
+        return current_lang(), e.value.message
+
+    ctx = contextvars.copy_context()                       # the request is set in a copy: this test's only
+    lang, message = ctx.run(in_request, {"accept-language": "zh-CN,zh;q=0.9"}, "visitor-1")
+    assert lang == "zh-CN" and message.startswith("请先上传一张图片")
+    remember(gr.Request(session_hash="visitor-1"), "en")   # the visitor pressed English
+    lang, message = contextvars.copy_context().run(in_request, {"accept-language": "zh-CN"}, "visitor-1")
+    assert lang == "en" and message.startswith("Upload an image first")
+    assert contextvars.copy_context().run(lambda: current_lang()) == "en"    # no request: English
