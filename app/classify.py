@@ -13,6 +13,7 @@ import numpy as np
 from alexnet.errors import OptionError
 from alexnet.model import CONV_LAYERS
 from app.context import Page
+from app.i18n import current_lang, tr
 from app.ui import need_image
 from viz.attribution import CAM_LAYER, Panel, check_method, class_index, explain, layer_cams, overlay_image, predicted_class
 from viz.compare import compare_methods
@@ -212,16 +213,16 @@ def checks(page: Page, path, key, progress=gr.Progress()):
     need_image(path)
     loaded = page.registry.get(key)
     quick = names(quick_check=True)                  # the check repeats each once per layer: one-pass ones
+    lang = current_lang()                            # read here: the slow lane's thread has no request
     x, _ = loaded.prepare(path)
 
     def both(model):
-        progress(0.1, desc="cascading randomisation (fc8 down to conv1)")
+        progress(0.1, desc=tr(lang, "checks_sanity_progress"))
         s = sanity_check(model, x, methods=quick)
-        progress(0.6, desc="deletion and insertion curves")
+        progress(0.6, desc=tr(lang, "checks_faith_progress"))
         return s, faithfulness(model, x, target=s.target, methods=quick)
     s, f = page.compute.slow(loaded, both)
-    lines = ["| method | rank correlation after randomising conv1 (lower = passes) | deletion AUC | insertion AUC |",
-             "|---|---|---|---|"]
+    lines = [tr(lang, "checks_table_head"), "|---|---|---|---|"]
     for meth in quick:
         lines.append(f"| {METHODS[meth].label} | {s.correlations[meth][-1]:.2f} | "
                      f"{f.deletion[meth]:.3f} | {f.insertion[meth]:.3f} |")

@@ -13,6 +13,8 @@ import gradio as gr
 
 from alexnet import data as D
 from alexnet.errors import UserError
+from alexnet.pack import FULL_SET
+from app.i18n import current_lang, t, tr
 from app.ui import friendly
 
 
@@ -27,19 +29,29 @@ class Datasets:
     def source(self) -> D.Source:
         return D.find_data(self.data)
 
-    def line(self) -> str:
+    def line(self, lang: str | None = None) -> str:
+        """The data line in the visitor's language (a folder's name and counts, or the shipped pack)."""
         try:
-            return f"**Data:** {self.source().describe()}."
+            src = self.source()
         except UserError as e:
-            return f"**Data:** {e}"
+            return tr(lang, "data_line", what=str(e))
+        if src.is_pack:
+            pack = D.read_pack(src.path)
+            what = tr(lang, "data_pack", n=len(pack), full=f"{FULL_SET:,}", per=len(pack) // max(len(pack.classes), 1),
+                      mb=f"{D.FLOWERS_BYTES / 2**20:.0f}")
+        else:
+            paths, _, classes = D.list_images(src.path)
+            what = tr(lang, "data_folder", name=src.path.name, n=f"{len(paths):,}", k=len(classes),
+                      why=tr(lang, f"data_from_{src.origin}", var=D.ENV_VAR))
+        return tr(lang, "data_line", what=what)
 
     def decoded(self, progress=None) -> D.Decoded:
         """The set in use, decoded once (a download finished meanwhile switches to the full set)."""
-        src = self.source()
+        src, lang = self.source(), current_lang()
         with self._lock:
             if self._decoded is None or self._decoded.root != str(src.path):
                 report = None if progress is None else \
-                    (lambda d, t: progress(0.4 * d / max(t, 1), desc=f"decoding images {d}/{t}"))
+                    (lambda d, t: progress(0.4 * d / max(t, 1), desc=tr(lang, "data_decoding", done=d, total=t)))
                 self._decoded = D.decode_folder(src.path, progress=report)
             return self._decoded
 
@@ -54,33 +66,35 @@ class Datasets:
 
     def download(self, progress=None) -> str:
         """The full flower set into the cache (once), with progress; the sentence that says what changed."""
+        lang = current_lang()
+
         def report(stage: str, done: int, total: int | None) -> None:
             if progress is None:
                 return
             if stage == "download":
                 mb = f"{done / 1e6:.0f}" + (f"/{total / 1e6:.0f}" if total else "")
-                progress(done / total if total else None, desc=f"downloading the flower photos: {mb} MB")
+                progress(done / total if total else None, desc=tr(lang, "data_downloading", mb=mb))
             else:
-                progress(done / max(total or 1, 1), desc=f"preparing the photos (256 px): {done}/{total}")
+                progress(done / max(total or 1, 1), desc=tr(lang, "data_preparing", done=done, total=total))
         folder = D.download_flowers(progress=False, report=report)
         in_use = self.source()
         if in_use.path != folder:
-            return (f"The full flower set is ready in the cache ({folder.name}), but {in_use.describe()} is in use, "
-                    f"as chosen at start-up.")
-        return f"The full flower set is in use now: {in_use.describe()}."
+            return tr(lang, "data_ready_not_used", folder=folder.name, line=self.line(lang))
+        return tr(lang, "data_in_use", line=self.line(lang))
 
 
 def row(page) -> tuple[gr.Markdown, gr.Button]:
     """The data line and the download button, for a tab that works on the data set in use."""
     with gr.Row():
         line = gr.Markdown(page.datasets.line(), elem_classes=["data-line"])
-        fetch = gr.Button(f"Download the full flower set ({D.FLOWERS_BYTES / 2**20:.0f} MB)", size="sm", scale=0)
+        fetch = gr.Button(t("data_download"), size="sm", scale=0)
 
     @friendly
-    def download(progress=gr.Progress()):
+    def download(lang, progress=gr.Progress()):
         gr.Info(page.datasets.download(progress))
-        return page.datasets.line()
+        return page.datasets.line(lang)
 
-    fetch.click(download, None, line, api_name=False, concurrency_limit=1, concurrency_id="download-flowers")
-    page.demo.load(page.datasets.line, None, line, api_name=False)   # a download by another visitor shows here
+    fetch.click(download, page.lang, line, api_name=False, concurrency_limit=1, concurrency_id="download-flowers")
+    # a download by another visitor shows here; the language is the browser's (the lang State may not be set yet)
+    page.demo.load(lambda: page.datasets.line(current_lang()), None, line, api_name=False)
     return line, fetch

@@ -2,7 +2,7 @@
 
 - `t("tab_layers")`: static text (a label, a button, a heading). Gradio's gr.I18n sends every language's
   "static" table to the browser, which shows the visitor's language (Accept-Language, or the switch).
-- `tr(lang, "tour_3_text", size=227)`: text a handler writes with numbers in it. The page keeps the visitor's
+- `tr(lang, "status_epoch", epoch=2, epochs=3)`: text a handler writes with numbers in it. The page keeps the visitor's
   language in `Page.lang` (set from the browser's language when the page opens, and by the switch), and the
   handler formats the "text" table of that language (English where a key is missing).
 

@@ -49,7 +49,7 @@ def build_app(weights: str | None = None, data: str | None = None, device: str =
                                     allow_custom_value=True)
             refresh = gr.Button(t("refresh_models"), scale=0, size="sm")
         banner = gr.Markdown(registry.banner(choices[0][1]), elem_id="banner")
-        train_it = gr.Button("Train this untrained model on the flowers (Retrain tab)", size="sm",
+        train_it = gr.Button(t("train_untrained"), size="sm",
                              visible=choices[0][1] == UNTRAINED)
         image = gr.State(None)
         page = Page(registry=registry, trainer=trainer, compute=compute, model_key=model_key, image=image, data=data,

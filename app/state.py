@@ -20,6 +20,7 @@ from alexnet.compact import SHIPPED
 from alexnet.lru import LRU
 from alexnet.model import build
 from app import text
+from app.i18n import current_lang
 from app.text import knows_line, partial_notice, start_label
 
 log = logging.getLogger("alexnet-explainer")
@@ -49,10 +50,11 @@ class Loaded:
 
     @property
     def notice(self) -> str:
+        """The untrained / partly loaded warning, in the language of the visitor whose event runs (app.i18n)."""
         if not self.trained:
-            return text.UNTRAINED_NOTICE
+            return text.untrained_notice(current_lang())
         if self.partial:
-            return partial_notice(self.partial)
+            return partial_notice(self.partial, current_lang())
         return ""
 
     @property
@@ -66,7 +68,7 @@ class Loaded:
     @property
     def knows(self) -> str:
         """One line on what the model can answer, shown beside every top-5."""
-        return knows_line(self.meta["classes"])
+        return knows_line(self.meta["classes"], current_lang())
 
     def seen(self, x: torch.Tensor) -> "images.Image.Image":
         """The crop the network actually saw, as a picture (for overlays)."""

@@ -8,7 +8,7 @@ import gradio as gr
 
 from alexnet.shapes import layer_table, totals
 from app.context import Page
-from app.i18n import t
+from app.i18n import current_lang, t, tr
 from app.reports import REPORTS, read_report
 from report.config import EXAMPLE
 from report.render import TITLE, claims_markdown, summary
@@ -16,20 +16,21 @@ from report.render import TITLE, claims_markdown, summary
 BENCHMARKS = Path("benchmarks") / "results"   # present when the app runs from a clone
 
 
-def facts_markdown() -> str:
+def facts_markdown(lang: str | None = None) -> str:
+    """The paper's numbers beside this project's, in the visitor's language (the report's table is English)."""
     paper = layer_table("paper", 227)
     t, tv = totals(paper), totals(layer_table("torchvision", 224))
     rows = [
-        ("Parameters", "60 million", f"{t['params']:,} (two towers, 1000 classes); torchvision: {tv['params']:,}",
-         "alexnet.shapes, counted from the modules"),
-        ("Neurons", "650,000", f"{t['neurons']:,} (conv + fc outputs at 227x227)", "alexnet.shapes"),
-        ("Multiply-adds per image", "-", f"{t['macs']:,}", "alexnet.shapes"),
-        ("Input size", "224x224", "227x227 makes (W - 11)/4 + 1 = 55 exact; 224 gives 54.25", "alexnet.shapes.conv1_note"),
-        ("conv1 output", "55x55x96 (48 per GPU)", "x".join(map(str, paper[0]["out_shape"])), "hooked tensors (tests)"),
-        ("Top-1 error, ILSVRC-2012 val", "40.7% (one CNN, 10-crop)",
-         "43.45% for torchvision's single-tower re-implementation (its model card)", "torchvision weights.meta"),
+        (tr(lang, "about_params"), tr(lang, "about_params_paper"),
+         tr(lang, "about_params_ours", params=f"{t['params']:,}", tv=f"{tv['params']:,}"), tr(lang, "about_params_how")),
+        (tr(lang, "about_neurons"), "650,000", tr(lang, "about_neurons_ours", n=f"{t['neurons']:,}"), "alexnet.shapes"),
+        (tr(lang, "about_macs"), "-", f"{t['macs']:,}", "alexnet.shapes"),
+        (tr(lang, "about_input"), "224x224", tr(lang, "about_input_ours"), "alexnet.shapes.conv1_note"),
+        (tr(lang, "about_conv1"), tr(lang, "about_conv1_paper"), "x".join(map(str, paper[0]["out_shape"])),
+         tr(lang, "about_conv1_how")),
+        (tr(lang, "about_top1"), tr(lang, "about_top1_paper"), tr(lang, "about_top1_ours"), "torchvision weights.meta"),
     ]
-    md = ["| claim | paper | this project | how |", "|---|---|---|---|"]
+    md = [tr(lang, "about_table_head"), "|---|---|---|---|"]
     md += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     md += ["", report_markdown()]
     for name in ("train_throughput", "explain_latency", "umap_latency"):
@@ -60,4 +61,5 @@ def report_markdown(paths=REPORTS) -> str:
 
 def build(page: Page) -> None:
     gr.Markdown(t("about_intro"))
-    gr.Markdown(facts_markdown(), elem_id="about-facts")
+    facts = gr.Markdown(facts_markdown(), elem_id="about-facts")
+    page.demo.load(lambda: facts_markdown(current_lang()), None, facts, api_name=False, show_progress="hidden")

@@ -28,12 +28,11 @@ def build(page: Page) -> None:
             flowers, others = flower_examples(), other_examples()
             if flowers:                            # thumbnails (captions would replace them), true classes in order
                 gr.Examples([e.path for e in flowers], inputs=img, elem_id="examples-flowers",
-                            label="Held-out flowers the shipped model never trained on: "
-                                  + ", ".join(e.label for e in flowers) + ", in this order")
+                            label=t("classify_examples_flowers") + ", ".join(e.label for e in flowers))
                 gr.Markdown(credits_line(flowers), elem_classes="credits")
             if others:
                 gr.Examples([e.path for e in others], inputs=img, elem_id="examples-others",
-                            label="Not flowers: " + ", ".join(e.label for e in others) + " (from matplotlib and scikit-learn)")
+                            label=t("classify_examples_others") + ", ".join(e.label for e in others))
             method = gr.Dropdown([(m.label, m.name) for m in METHODS.values()], value="saliency",
                                  label=t("classify_method"), elem_id="method")
             with gr.Row():
@@ -55,7 +54,7 @@ def build(page: Page) -> None:
         layer = gr.Dropdown(LAYER_CHOICES, value="conv5", label=t("classify_cam_layer"), elem_id="cam-layer")
     layers_img = gr.Image(label=t("classify_cam_layers"), type="pil", interactive=False,
                           visible=False, elem_id="cam-layers")
-    with gr.Accordion(f"Compare all {len(METHODS)} methods for this image and class", open=False):
+    with gr.Accordion(t("classify_compare_open") + f" ({len(METHODS)})", open=False):
         compare_btn = gr.Button(t("classify_compare_go"))
         compare_img = gr.Image(label=t("classify_compare_grid"), type="pil", interactive=False,
                                elem_id="compare-grid")

@@ -15,7 +15,7 @@ from alexnet.pack import read_pack
 from alexnet.shapes import layer_table
 from app import datasets
 from app.context import Page
-from app.i18n import t
+from app.i18n import current_lang, t, tr
 from app.state import FLOWERS
 from app.ui import friendly
 from viz.embedding import MapCache, fc7_features, neighbour_gallery, patch_gallery, scatter, top_patches
@@ -69,12 +69,12 @@ class Embedder:
     def features(self, loaded, progress):
         d = self.dataset(progress)
         m = loaded.meta
-        key = self.key(loaded, d)
+        key, lang = self.key(loaded, d), current_lang()     # read here: the job's thread has no request
         feats = self._features.get(key)
         if feats is None:                       # a dataset pass: a job, on the model's replica
             feats = self._features.get_or_make(key, lambda: self.compute.job(
                 loaded, fc7_features, d.images, m["mean"], m["std"], m["input_size"], cache_key=key,
-                progress=lambda done, t: progress(0.4 + 0.4 * done / max(t, 1), desc=f"fc7 features {done}/{t}")))
+                progress=lambda done, t: progress(0.4 + 0.4 * done / max(t, 1), desc=tr(lang, "emb_fc7_progress", done=done, total=t))))
         return key, feats, d
 
     def build_map(self, loaded, progress) -> Map:
@@ -82,7 +82,7 @@ class Embedder:
         if found is not None:
             return found
         fkey, feats, d = self.features(loaded, progress)
-        progress(0.85, desc="fitting UMAP")
+        progress(0.85, desc=tr(current_lang(), "emb_fitting"))
         return self.maps.get_or_fit(feats, d.labels.numpy(), d.classes, key=fkey)
 
 
@@ -94,17 +94,14 @@ def shipped_sha256() -> str:
 def captions(d) -> list[str]:
     """Per photo: its class, and for the flowers pack its photographer (CC-BY asks for the credit)."""
     credits = d.extra.get("credits")
-    return [d.classes[int(c)] + (f", by {credits[i].split(' - ')[0]}" if credits else "")
+    lang = current_lang()
+    return [d.classes[int(c)] + (tr(lang, "emb_by", who=credits[i].split(' - ')[0]) if credits else "")
             for i, c in enumerate(d.labels.tolist())]
 
 
 UNITS = layer_table("paper", default_input_size("paper"))[LAYERS.index("conv5")]["out_shape"][0]   # 256
-PACK_CREDIT = ("Flower photos: TensorFlow flower_photos, CC-BY 2.0 by their Flickr photographers (each caption "
-               "names one; all in the package's flowers_pack.json).")
-
-
 def map_title(m: Map) -> str:
-    return f"fc7 of {len(m.coords):,} images"
+    return f"fc7 (UMAP), n = {len(m.coords):,}"      # drawn into the picture: in no language, so no font problem
 
 
 def build(page: Page) -> None:
@@ -125,9 +122,11 @@ def build(page: Page) -> None:
         """The map drawn, with the upload as a star and its neighbours, and the sentence that goes with it."""
         star, items, note = None, [], ""
         n = len(m.coords)
-        text = f"{page.datasets.line()}\n\nMap of {n:,} images, {len(m.classes)} classes ({', '.join(m.classes)})"
+        lang = current_lang()
+        text = page.datasets.line(lang) + "\n\n" + tr(lang, "emb_map", n=f"{n:,}", k=len(m.classes),
+                                                         classes=", ".join(m.classes))
         if m.info.get("model_sha256"):
-            text += ", computed when the model was built (shipped with it)"
+            text += tr(lang, "emb_map_shipped")
         if path:
             d = emb.dataset(progress)
             _, acts, _, _ = page.compute.forward(loaded, path)
@@ -136,9 +135,9 @@ def build(page: Page) -> None:
             near = map_neighbours(m, q, k=int(k_n))
             names = captions(d)
             items = neighbour_gallery(d.images, near, names=names, size=128)
-            note = PACK_CREDIT if d.extra.get("credits") else ""
+            note = tr(lang, "emb_pack_credit") if d.extra.get("credits") else ""
         else:
-            text += ". Upload a photo in the first tab to place it on the map."
+            text += tr(lang, "emb_upload")
         if loaded.notice:
             text += "\n\n" + loaded.notice
         return text, emb.plot(m, star, map_title(m)), items, note
@@ -154,8 +153,8 @@ def build(page: Page) -> None:
         loaded = page.registry.get(key, progress)
         m = emb.ready_map(loaded)
         if m is None:
-            return (f"{page.datasets.line()}\n\nNo map of this data for this model yet: press **Build the map** "
-                    "(it runs the network once over every photo, with progress, and keeps the map on disk)."
+            lang = current_lang()
+            return (page.datasets.line(lang) + "\n\n" + tr(lang, "emb_no_map")
                     + (f"\n\n{loaded.notice}" if loaded.notice else "")), None, [], ""
         shown = view(loaded, m, path, k_n, progress)
         page.datasets.warm()                   # the pack's photos for the neighbours, decoded while the visitor looks
@@ -167,7 +166,7 @@ def build(page: Page) -> None:
 
     with gr.Accordion(t("embeddings_unit_open"), open=False):
         with gr.Row():
-            unit = gr.Slider(0, UNITS - 1, value=0, step=1, label=f"conv5 unit (0-{UNITS - 1})", scale=3,
+            unit = gr.Slider(0, UNITS - 1, value=0, step=1, label=t("embeddings_unit"), scale=3,
                              elem_id="unit")
             patches_btn = gr.Button(t("embeddings_patches_show"), scale=1)
             vis_btn = gr.Button(t("embeddings_vis_show"), scale=1)
@@ -186,21 +185,20 @@ def build(page: Page) -> None:
     def show_unit(path, key, unit_v, progress=gr.Progress()):
         loaded = page.registry.get(key, progress)
         d = emb.dataset(progress)
-        m, u = loaded.meta, int(unit_v)
+        m, u, lang = loaded.meta, int(unit_v), current_lang()
 
         # a dataset pass (once per model, then read from the feature store): a job
         top = page.compute.job(loaded, top_patches, d.images, m["mean"], m["std"], m["input_size"], unit=u, k=9,
                                cache_key=emb.key(loaded, d),
                                progress=lambda done, t: progress(0.4 + 0.5 * done / max(t, 1),
-                                                                 desc=f"conv5 maxima {done}/{t} (once per model)"))
-        text = (f"conv5 unit {u}: receptive field {top['rf']}x{top['rf']} px; strongest response "
-                f"{top['values'][0]:.2f} on image #{int(top['indices'][0])}.")
+                                                                 desc=tr(lang, "emb_maxima", done=done, total=t)))
+        text = tr(lang, "emb_unit", u=u, rf=top["rf"], top=f"{top['values'][0]:.2f}", i=int(top["indices"][0]))
         picture = None
         if path:
             _, acts, x, _ = page.compute.forward(loaded, path)
             a = acts["conv5"][0, u].numpy()                            # (13, 13) at 227
             picture = overlay(loaded.seen(x), a)
-            text += f" On your photo: at most {a.max():.2f}."
+            text += tr(lang, "emb_unit_photo", most=f"{a.max():.2f}")
         if loaded.notice:
             text += "\n\n" + loaded.notice
         return text, patch_gallery(top, names=captions(d)), picture
@@ -213,7 +211,7 @@ def build(page: Page) -> None:
     @friendly
     def visualise(key, unit_v, request: gr.Request, progress=gr.Progress()):
         loaded = page.registry.get(key, progress)
-        u = int(unit_v)
+        u, lang = int(unit_v), current_lang()
         cache_key = (page.compute.model_key(loaded), u)
         found = visuals.get(cache_key)
         if found is None:                         # a job on the model's replica: explanations need not wait for it
@@ -221,14 +219,14 @@ def build(page: Page) -> None:
             try:
                 found = page.compute.job(loaded, maximise, "conv5", u, generator=torch.Generator().manual_seed(u),
                                          cancel=stop, mean=loaded.meta["mean"], std=loaded.meta["std"],
-                                         progress=lambda s, n: progress(s / n, desc=f"optimising the image, step {s}/{n}"))
+                                         progress=lambda s, n: progress(s / n, desc=tr(lang, "emb_vis_progress", s=s, n=n)))
             finally:
                 stops.pop(request.session_hash, None)
             if not found.cancelled:
                 visuals.put(cache_key, found)
-        text = (f"conv5 unit {u}: mean activation {found.start_activation:.2f} on the random start, "
-                f"{found.final_activation:.2f} after {found.steps} steps ({found.seconds:.0f} s)."
-                + (" **Cancelled**: the image so far." if found.cancelled else ""))
+        text = (tr(lang, "emb_vis", u=u, start=f"{found.start_activation:.2f}", end=f"{found.final_activation:.2f}",
+                   steps=found.steps, seconds=f"{found.seconds:.0f}")
+                + (tr(lang, "emb_vis_cancelled") if found.cancelled else ""))
         if loaded.notice:
             text += "\n\n" + loaded.notice
         return found.image, text

@@ -8,7 +8,7 @@ from alexnet.model import default_input_size
 from alexnet.shapes import conv1_note, layer_table, spec_table, to_markdown
 from app.context import Page
 from app.i18n import current_lang, t, tr
-from app.lesson_words import formula_words, layer_words
+from app.lesson_words import formula_words, layer_words, unit_words
 from app.ui import friendly, need_image
 from viz.activations import fc_bars, layer_maps
 from viz import arithmetic as arith
@@ -91,7 +91,7 @@ def unit_view(page: Page, image_path, key, layer_v, channel_v, y_v, x_v, click=N
         y, xx = (0, 0) if out.dim() == 1 else (min(max(int(y_v or 0), 0), out.shape[1] - 1),
                                                min(max(int(x_v or 0), 0), out.shape[2] - 1))
     a = page.compute.cheap(loaded, arith.unit_arithmetic, steps, layer_v, c, y, xx)
-    text = arith.to_markdown(a) + ("\n\n" + loaded.notice if loaded.notice else "")
+    text = unit_words(current_lang(), a) + ("\n\n" + loaded.notice if loaded.notice else "")
     return y, xx, arith.picture(loaded.seen(x), a, loaded.meta["mean"], loaded.meta["std"]), text
 
 

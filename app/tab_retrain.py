@@ -11,7 +11,7 @@ from pathlib import Path
 import gradio as gr
 
 from alexnet.data import decode_folder, find_data_dir, list_images
-from alexnet.estimate import estimate
+from alexnet.estimate import estimate, human
 from alexnet.pack import is_pack
 from alexnet.train import FINETUNE_DEPTHS, TrainConfig
 from app import datasets
@@ -26,37 +26,34 @@ from viz.plots import training_curves
 from viz.retraining import gradcam_before_after, held_out, held_out_drift
 
 
-def _summary(tr: Trainer) -> str:
+def _summary(tr: Trainer, lang: str | None = None) -> str:
+    """The status line in the visitor's language: the run now, or how the last one ended."""
     if tr.running:
-        return f"**Training:** {tr.status_line()}"
+        return in_lang(lang, "retrain_training", status=tr.status_line(lang))
     if tr.error:
-        return f"**Training stopped with an error:** {tr.error}. The previous checkpoint is unchanged."
-    if tr.result is not None:
-        r = tr.result
-        if r.cancelled:
-            return "**Cancelled.** Nothing was written; the previous checkpoint is unchanged."
-        best = max((h.get("val_acc", 0.0) for h in r.history), default=float("nan"))
-        text = (f"**Done** in {(tr.finished or time.time()) - tr.started:.0f} s: best val accuracy {best:.1%}. "
-                f"Checkpoint: `{Path(r.best_checkpoint or r.checkpoint).name}` (now in the Model list).")
-        if tr.last is not None and tr.last.phase_seconds:
-            text += f"\n\nWhere the time went: {tr.last.time_split()}." + (
-                " The photos' features came from the cache: this run only trained the head."
-                if r.meta.get("features_cached") else "")
-        if tr.config is not None and tr.config.recipe == "lesson" and tr.config.mode == "scratch":
-            text += ("\n\nA lesson run: a few epochs at 99 px show the network learning (chance is "
-                     f"{1 / max(1, len(r.meta.get('classes') or [1, 1])):.0%}); it is not a finished model. The "
-                     "fast recipe's 16 epochs at full size are what a real result needs.")
-        n_val = (r.meta.get("split") or {}).get("n_val")
-        if tr.config is not None and is_pack(tr.config.data or "") and n_val:
-            text += (f"\n\nTrained on the flowers pack: {n_val} validation photos, so one photo is "
-                     f"{1 / n_val:.0%} and differences of a few points are noise. The shipped model was trained on "
-                     f"2,933 other photos; for a real measurement download the full set (3,667 photos) above.")
-        skipped = r.meta.get("skipped") or []
-        if skipped:
-            names = ", ".join(Path(p[0] if isinstance(p, (list, tuple)) else p).name for p in skipped[:5])
-            text += f"\n\n{len(skipped)} unreadable file(s) were skipped: {names}{'...' if len(skipped) > 5 else ''}"
-        return text
-    return "No training run yet."
+        return in_lang(lang, "retrain_error", error=tr.error)
+    if tr.result is None:
+        return in_lang(lang, "retrain_no_run")
+    r = tr.result
+    if r.cancelled:
+        return in_lang(lang, "retrain_cancelled")
+    best = max((h.get("val_acc", 0.0) for h in r.history), default=float("nan"))
+    text = in_lang(lang, "retrain_done", seconds=f"{(tr.finished or time.time()) - tr.started:.0f}", best=f"{best:.1%}",
+                   name=Path(r.best_checkpoint or r.checkpoint).name)
+    if tr.last is not None and tr.last.phase_seconds:
+        text += "\n\n" + in_lang(lang, "retrain_time_split", split=tr.time_split(lang)) + (
+            in_lang(lang, "retrain_cached") if r.meta.get("features_cached") else "")
+    if tr.config is not None and tr.config.recipe == "lesson" and tr.config.mode == "scratch":
+        chance = 1 / max(1, len(r.meta.get("classes") or [1, 1]))
+        text += "\n\n" + in_lang(lang, "retrain_lesson", chance=f"{chance:.0%}")
+    n_val = (r.meta.get("split") or {}).get("n_val")
+    if tr.config is not None and is_pack(tr.config.data or "") and n_val:
+        text += "\n\n" + in_lang(lang, "retrain_pack", n_val=n_val, one=f"{1 / n_val:.0%}")
+    skipped = r.meta.get("skipped") or []
+    if skipped:
+        names = ", ".join(Path(p[0] if isinstance(p, (list, tuple)) else p).name for p in skipped[:5])
+        text += "\n\n" + in_lang(lang, "retrain_skipped", n=len(skipped), names=names + ("..." if len(skipped) > 5 else ""))
+    return text
 
 
 def build(page: Page) -> None:
@@ -67,16 +64,14 @@ def build(page: Page) -> None:
     with gr.Row():
         data = gr.Textbox(label=t("retrain_data"), value=page.data or "",
                           placeholder=t("retrain_data_placeholder"))
-        mode = gr.Radio([("Fine-tune the selected model", "finetune"), ("From scratch (paper model)", "scratch")],
+        mode = gr.Radio([(t("retrain_mode_finetune"), "finetune"), (t("retrain_mode_scratch"), "scratch")],
                         value="finetune", label=t("retrain_mode"))
-    depth = gr.Radio([(f"{what} (--freeze {value})", value) for value, what in FINETUNE_DEPTHS],
+    depth = gr.Radio([(t(f"retrain_depth_{value}"), value) for value, _ in FINETUNE_DEPTHS],
                      value=FINETUNE_DEPTHS[0][0], label=t("retrain_depth"), elem_id="train-depth")
     with gr.Row():
         epochs = gr.Number(value=0, precision=0, minimum=0, maximum=500,
                            label=t("retrain_epochs"))
-        recipe = gr.Radio([("fast (low resolution first, AdamW one-cycle)", "fast"),
-                           ("lesson (from scratch in 3 minutes, at 99 px)", "lesson"),
-                           ("modern (AdamW, one-cycle)", "modern"), ("paper (SGD 0.9, step lr)", "paper")],
+        recipe = gr.Radio([(t(f"retrain_recipe_{r}"), r) for r in ("fast", "lesson", "modern", "paper")],
                           value="fast", label=t("retrain_recipe"))
         lr = gr.Number(value=0, minimum=0, maximum=1.0, label=t("retrain_lr"))
         batch = gr.Number(value=0, precision=0, minimum=0, maximum=1024, label=t("retrain_batch"))
@@ -88,7 +83,7 @@ def build(page: Page) -> None:
         start = gr.Button(t("retrain_start"), variant="primary")
         cancel = gr.Button(t("retrain_cancel"), variant="stop")
         watch = gr.Button(t("retrain_watch"))
-    status = gr.Markdown(_summary(tr), elem_id="train-status")
+    status = gr.Markdown(t("retrain_idle"), elem_id="train-status")
     curves = gr.Image(label=t("retrain_curves"), type="pil", interactive=False, elem_id="curves")
     with gr.Row():
         cm = gr.Image(label=t("retrain_confusion"), type="pil", interactive=False, elem_id="confusion")
@@ -99,12 +94,12 @@ def build(page: Page) -> None:
     drift_img = gr.Image(label=t("retrain_drift"), type="pil",
                          interactive=False, elem_id="drift")
 
-    def poll():
+    def poll(lang):
         """Yield live state until the run ends (also used by visitors who did not start it)."""
         while tr.running:
-            yield _summary(tr), training_curves(tr.points, tr.epochs), None, None, None, None, None
+            yield _summary(tr, lang), training_curves(tr.points, tr.epochs), None, None, None, None, None
             time.sleep(1.0)
-        yield _summary(tr), training_curves(tr.points, tr.epochs), None, None, None, None, None
+        yield _summary(tr, lang), training_curves(tr.points, tr.epochs), None, None, None, None, None
 
     def config(folder, mode_v, depth_v, recipe_v, epochs_v, lr_v, batch_v, limit_v, key) -> TrainConfig:
         root = find_data_dir(folder.strip() or page.data or None)   # refuses missing or non-directory paths
@@ -116,34 +111,33 @@ def build(page: Page) -> None:
                            batch_size=int(batch_v) or None, limit=int(limit_v) or None, device=reg.device.type)
 
     @friendly
-    def estimate_time(folder, mode_v, depth_v, recipe_v, epochs_v, lr_v, batch_v, limit_v, key, progress=gr.Progress()):
+    def estimate_time(folder, mode_v, depth_v, recipe_v, epochs_v, lr_v, batch_v, limit_v, key, lang,
+                      progress=gr.Progress()):
         if tr.running:   # timing steps now would slow the run and be slowed by it
-            return "A training run is in progress: its own ETA is in the status line below."
+            return in_lang(lang, "retrain_estimate_running")
         cfg = config(folder, mode_v, depth_v, recipe_v, epochs_v, lr_v, batch_v, limit_v, key)
         paths, _, classes = list_images(cfg.data)
-        progress(0.2, desc="timing a few training steps")
+        progress(0.2, desc=in_lang(lang, "retrain_timing"))
         est = estimate(cfg, len(paths), len(classes))
         sizes = sorted(set(est.sizes))
-        how = (f", at {', '.join(map(str, sizes))} px" if mode_v == "scratch" else
-               f"; the network's pass over the photos is {est.per_epoch[0] - est.per_epoch[-1]:.0f} s of it, "
-               f"and a second run on the same photos skips it" if len(est.per_epoch) > 1 and
-               est.per_epoch[0] > est.per_epoch[-1] else "")
-        return (f"**{est.text}** ({len(est.sizes)} epochs on {len(paths)} images{how}; timed from real steps of "
-                "this model; a folder's first run also decodes its images once).")
+        how = (in_lang(lang, "retrain_estimate_sizes", sizes=", ".join(map(str, sizes))) if mode_v == "scratch" else
+               in_lang(lang, "retrain_estimate_pass", seconds=f"{est.per_epoch[0] - est.per_epoch[-1]:.0f}")
+               if len(est.per_epoch) > 1 and est.per_epoch[0] > est.per_epoch[-1] else "")
+        return in_lang(lang, "retrain_estimate", about=human(est.seconds), epochs=len(est.sizes), n=len(paths), how=how)
 
     @friendly
-    def run(folder, mode_v, depth_v, recipe_v, epochs_v, lr_v, batch_v, limit_v, key, image_path):
+    def run(folder, mode_v, depth_v, recipe_v, epochs_v, lr_v, batch_v, limit_v, key, image_path, lang):
         cfg = config(folder, mode_v, depth_v, recipe_v, epochs_v, lr_v, batch_v, limit_v, key)
         before = reg.get(key) if mode_v == "finetune" else None   # the model fine-tuned from, for before/after
         tr.start(cfg, before)
         last = None
-        for last in poll():
+        for last in poll(lang):
             yield last
-        yield results(image_path)
+        yield results(image_path, lang)
 
-    def results(image_path):
+    def results(image_path, lang):
         """After the run: confusion matrix, misclassified examples, conv1 and Grad-CAM before/after."""
-        base = (_summary(tr), training_curves(tr.points, tr.epochs))
+        base = (_summary(tr, lang), training_curves(tr.points, tr.epochs))
         r = tr.result
         if r is None or r.cancelled or not (r.best_checkpoint or r.checkpoint):
             return base + (None, None, None, None, None)
@@ -166,22 +160,22 @@ def build(page: Page) -> None:
             moved = jobs.pair(after, before, lambda net, old: held_out_drift(old, bmeta, net, after.meta, decoded)).image
         return base + (report.confusion, report.misclassified, conv, cam_items, moved)
 
-    def do_cancel():
+    def do_cancel(lang):
         if not tr.running:
-            return "No training run is in progress. " + _summary(tr)
+            return in_lang(lang, "retrain_not_running") + _summary(tr, lang)
         tr.cancel.set()
-        return "Cancelling: the run stops within one step and writes nothing."
+        return in_lang(lang, "retrain_cancelling")
 
     settings = [data, mode, depth, recipe, epochs, lr, batch, limit, page.model_key]
     # On a click only: timing real steps costs seconds of CPU, and must not run behind every keystroke.
-    estimate_btn.click(estimate_time, settings, estimate_text, api_name=False, concurrency_limit=1,
+    estimate_btn.click(estimate_time, settings + [page.lang], estimate_text, api_name=False, concurrency_limit=1,
                        trigger_mode="always_last")
     outs = [status, curves, cm, wrong, filters, cams, drift_img]
-    start.click(run, settings + [page.image], outs,
+    start.click(run, settings + [page.image, page.lang], outs,
                 api_name="train", concurrency_limit=None,
                 # Gradio ignores a click while this button's last event is still finishing ("once");
                 # the Trainer itself refuses a second concurrent run, so every click may reach it
                 trigger_mode="multiple",
                 ).then(page.refresh_models, page.model_key, page.model_key, api_name=False)   # the new checkpoint is selectable
-    cancel.click(do_cancel, None, status, api_name=False, concurrency_limit=None)
-    watch.click(poll, None, outs, api_name=False, concurrency_limit=None)
+    cancel.click(do_cancel, page.lang, status, api_name=False, concurrency_limit=None)
+    watch.click(poll, page.lang, outs, api_name=False, concurrency_limit=None)

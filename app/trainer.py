@@ -48,7 +48,8 @@ class Trainer:
     def start(self, cfg: TrainConfig, before=None) -> None:
         with self._lock:
             if self.running:
-                raise gr.Error(tr(current_lang(), "err_training_running", status=self.status_line()))
+                lang = current_lang()
+                raise gr.Error(tr(lang, "err_training_running", status=self.status_line(lang)))
             self.cancel = threading.Event()
             self.points, self.epochs, self.last, self._val = [], [], None, {}
             self.result, self.error, self.config, self.before = None, None, cfg, before
@@ -74,24 +75,30 @@ class Trainer:
         finally:
             self.finished = time.time()
 
-    def status_line(self) -> str:
+    def time_split(self, lang: str | None = None) -> str:
+        """'decode 12 s, features 41 s, ...' with the phases named in the visitor's language."""
+        return self.last.time_split({str(p): tr(lang, f"phase_{p}") for p in Phase}) if self.last else ""
+
+    def status_line(self, lang: str | None = None) -> str:
         p = self.last
         if p is None:
-            return "starting" if self.running else "idle"
+            return tr(lang, "status_starting" if self.running else "status_idle")
         if p.phase in (Phase.DECODE, Phase.FEATURES):
-            return f"{p.phase}: {p.step}/{p.steps or '?'} images ({p.time_split()})"
+            return tr(lang, "status_images", phase=tr(lang, f"phase_{p.phase}"), step=p.step, steps=p.steps or "?",
+                      split=self.time_split(lang))
         if p.phase is Phase.MODEL:
-            return f"loading the model ({p.time_split()})"
-        parts = [f"epoch {p.epoch}/{p.epochs}", f"step {p.step}/{p.steps or '?'}"]
+            return tr(lang, "status_model", split=self.time_split(lang))
+        parts = [tr(lang, "status_epoch", epoch=p.epoch, epochs=p.epochs),
+                 tr(lang, "status_step", step=p.step, steps=p.steps or "?")]
         if p.loss is not None:
-            parts.append(f"loss {p.loss:.3f}")
+            parts.append(tr(lang, "status_loss", loss=f"{p.loss:.3f}"))
         if p.val_acc is not None:
-            parts.append(f"val acc {p.val_acc:.1%}")
+            parts.append(tr(lang, "status_val", acc=f"{p.val_acc:.1%}"))
         if p.img_per_s:
-            parts.append(f"{p.img_per_s:.0f} img/s")
+            parts.append(tr(lang, "status_speed", n=f"{p.img_per_s:.0f}"))
         if p.eta_s is not None:
-            parts.append(f"ETA {p.eta_s:.0f} s")
-        return ", ".join(parts)
+            parts.append(tr(lang, "status_eta", s=f"{p.eta_s:.0f}"))
+        return tr(lang, "status_join").join(parts)
 
 
 def _plain_thread(target, name: str) -> threading.Thread:

@@ -93,7 +93,8 @@ def test_a_tanh_network_is_written_with_its_own_activation():
 
 
 def test_a_click_picks_the_unit_centred_there_and_the_picture_boxes_it(shipped):
-    from viz.arithmetic import picture, to_markdown, unit_at
+    from app.lesson_words import unit_words
+    from viz.arithmetic import picture, unit_at
     model, steps, _ = shipped
     assert unit_at(steps, "conv1", 5, 5) == (0, 0)                        # conv1 (0, 0) reads pixels 0-10
     assert unit_at(steps, "conv1", 113, 113) == (27, 27)                  # the middle of 55
@@ -105,5 +106,23 @@ def test_a_click_picks_the_unit_centred_there_and_the_picture_boxes_it(shipped):
     assert pic.shape[1] > 227                                              # conv1: patch and kernel beside the photo
     assert tuple(pic[y0, (x0 + x1) // 2]) == (255, 40, 40)                 # the box's top edge, in red
     assert tuple(pic[(y0 + y1) // 2, (x0 + x1) // 2]) == (0, 0, 0)        # its inside untouched
-    text = to_markdown(a)
+    text = unit_words("en", a)
     assert "363 products" in text and f"{a.value:.4g}" in text and "the other 355 products" in text
+
+
+@pytest.mark.parametrize("layer,channel,y,x", [("conv2", 200, 13, 13), ("pool1", 10, 5, 7), ("lrn1", 50, 27, 3),
+                                               ("fc7", 4095, 0, 0), ("fc8", 2, 0, 0)])
+def test_the_page_writes_the_arithmetic_in_english_and_chinese_with_the_same_numbers(shipped, layer, channel, y, x):
+    from app.lesson_words import unit_words
+    model, steps, _ = shipped
+    a = unit_arithmetic(model, steps, layer, channel, y, x)
+    en, zh = unit_words("en", a), unit_words("zh-CN", a)
+    assert a.sentence in en                                                # the library's own sentence, word for word
+    assert f"{a.value:.4g}" in zh and layer in zh                          # numbers and layer names in both
+    if a.kind in ("conv", "fc"):
+        assert f"{a.n_terms:,} 个乘积之和" in zh and "products" not in zh and f"{a.bias:.4g}" in zh
+    if a.groups > 1:
+        lo, hi = a.reads_channels
+        assert f"只读取输入通道 {lo}-{hi - 1}" in zh and "group 2 of 2" in en
+    if a.kind == "pool":
+        assert "最大值" in zh and zh.count("**") == en.count("**")        # the winner in bold in both

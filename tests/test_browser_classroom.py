@@ -155,3 +155,25 @@ def test_an_error_is_written_in_the_visitors_language(browser, app_server):
         expect(pg.get_by_text("请先上传一张图片").first).to_be_visible(timeout=QUICK)
     finally:
         ctx.close()
+
+
+def test_a_chinese_visitor_reads_the_handlers_sentences_in_chinese(browser, app_server, photo):
+    """Sentences handlers write (not only labels): the Filters summary, the About facts, a unit's arithmetic."""
+    ctx, pg = open_page(browser, app_server["url"], "zh-CN")
+    try:
+        pg.get_by_role("tab", name="滤波器 (Filters)", exact=True).click()
+        expect(pg.locator("#filters-summary")).to_contain_text("第 0 组", timeout=QUICK)
+        expect(pg.locator("#bvlc-summary")).to_contain_text("与颜色无关 (colour-agnostic)", timeout=QUICK)
+        pg.get_by_role("tab", name="关于 (About)", exact=True).click()
+        expect(pg.locator("#about-facts")).to_contain_text("本项目", timeout=QUICK)
+        expect(pg.locator("#about-facts")).to_contain_text("60,965,224")
+        pg.get_by_role("tab", name="分类与解释 (Classify & Explain)", exact=True).click()
+        pg.locator("#upload input[type=file]").set_input_files(str(photo))
+        expect(pg.locator("#top5")).to_contain_text("%", timeout=QUICK)
+        pg.get_by_role("tab", name="层 (Layers)", exact=True).click()
+        pg.get_by_text("一个单元的算术").click()
+        pg.get_by_role("button", name="显示它的算术").click()          # conv1, channel 0 at (27, 27)
+        expect(pg.locator("#unit-arithmetic")).to_contain_text("363 个乘积之和", timeout=QUICK)
+        expect(pg.locator("#unit-arithmetic")).to_contain_text("conv1 通道 0，位置 (27, 27)")
+    finally:
+        ctx.close()

@@ -6,6 +6,7 @@
     a.sentence     # "sum of 1,200 products + bias = 4.21 -> ReLU -> 4.21"
     a.box          # the unit's receptive field on the input photo, (x0, y0, x1, y1) in pixels
     a.terms        # the largest products written out; a.rest is the sum of the others
+                   # (the page writes all of it in the visitor's language: app.lesson_words.unit_words)
 
 Layers, in the paper's order: conv1, lrn1, pool1, conv2, lrn2, pool2, conv3, conv4, conv5, pool5,
 fc6, fc7, fc8 (`STEPS`; the LRN layers are named here because a student clicks them too). A conv
@@ -57,6 +58,8 @@ class Arithmetic:
     kernel: np.ndarray | None = None            # conv: (C_in, k, k) its weights
     winner: tuple[int, int] | None = None       # pool: (row, col) of the largest value in the window
     neighbours: list[tuple[int, float]] = field(default_factory=list)   # lrn: (channel, its input value)
+    activation: str | None = None               # conv / fc6 / fc7: "ReLU" or "tanh" after the sum; fc8: None
+    groups: int = 1                             # conv: the layer's groups (2 for the paper's grouped layers)
 
 
 def _names(model: AlexNet) -> list[tuple[str, str, int, str]]:
@@ -177,7 +180,7 @@ def unit_arithmetic(model: AlexNet, steps: dict[str, Step], layer: str, channel:
         tail = f" -> {act} -> {value:.4g}" if s.relu else ""
         return Arithmetic(layer, "fc", channel, 0, 0, value,
                           f"sum of {len(inp):,} products + bias = {pre:.4g}{tail}", None, terms, rest, len(inp),
-                          bias, pre)
+                          bias, pre, activation=act if s.relu else None)
     box = _box(steps, layer, y, x, size)
     m = s.module
     if s.kind == "conv":
@@ -196,7 +199,8 @@ def unit_arithmetic(model: AlexNet, steps: dict[str, Step], layer: str, channel:
         half = f", reading input channels {lo}-{lo + c_in - 1} only (group {g + 1} of {groups})" if groups > 1 else ""
         return Arithmetic(layer, "conv", channel, y, x, value,
                           f"sum of {patch.size:,} products + bias = {pre:.4g} -> {act} -> {value:.4g}{half}", box,
-                          terms, rest, patch.size, bias, pre, (lo, lo + c_in), patch, kernel)
+                          terms, rest, patch.size, bias, pre, (lo, lo + c_in), patch, kernel,
+                          activation=act, groups=groups)
     if s.kind == "pool":
         k, st = _kernel(m), _stride(m)
         window = s.input[channel, y * st:y * st + k, x * st:x * st + k].numpy()     # (k, k)
@@ -243,25 +247,6 @@ def unit_at(steps: dict[str, Step], layer: str, px: float, py: float) -> tuple[i
             centres.append((box[axis] + box[axis + 2]) / 2)
         return int(np.argmin([abs(c - p) for c in centres]))
     return nearest(out.shape[1], py, 1), nearest(out.shape[2], px, 0)
-
-
-def to_markdown(a: Arithmetic) -> str:
-    """The sentence, and the products written out, largest first (the rest summed in one row)."""
-    where = f"{a.layer} channel {a.channel}" + (f" at ({a.y}, {a.x})" if a.kind != "fc" else "")
-    lines = [f"**{where}**: {a.sentence}"]
-    if a.terms:
-        lines += ["", "| input | value | x weight | = product |", "|---|---|---|---|"]
-        lines += [f"| {w} | {v:.4g} | {k:.4g} | {p:.4g} |" for w, v, k, p in a.terms]
-        lines.append(f"| the other {a.n_terms - len(a.terms):,} products | | | {a.rest:.4g} |")
-        lines.append(f"| bias | | | {a.bias:.4g} |")
-    if a.kind == "pool" and a.patch is not None:
-        rows = [" ".join(f"**{v:.3g}**" if (r, q) == a.winner else f"{v:.3g}" for q, v in enumerate(row))
-                for r, row in enumerate(a.patch)]
-        lines += ["", "Its window (the winner in bold):", ""] + [f"    {r}" for r in rows]
-    if a.kind == "lrn":
-        lines += ["", "Its neighbours across channels at this position: "
-                  + ", ".join(f"ch{c} = {v:.4g}" for c, v in a.neighbours)]
-    return "\n".join(lines)
 
 
 def picture(photo, a: Arithmetic, mean, std):

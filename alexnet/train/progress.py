@@ -44,11 +44,13 @@ class Progress:
     size: int | None = None            # this epoch's training input size (progressive resizing)
     phase_seconds: dict = field(default_factory=dict)   # phase name -> seconds so far (see the module's doc)
 
-    def time_split(self) -> str:
-        """'decode 12 s, features 41 s, train 3 s, ...': where the run's time went, in phase order."""
+    def time_split(self, names: dict[str, str] | None = None) -> str:
+        """'decode 12 s, features 41 s, train 3 s, ...': where the run's time went, in phase order (`names`: a
+        phase's word in another language)."""
         def secs(s: float) -> str:
             return f"{s:.2f} s" if s < 1 else f"{s:.1f} s" if s < 10 else f"{s:.0f} s"
-        return ", ".join(f"{name} {secs(s)}" for name, s in self.phase_seconds.items() if s >= 0.01)
+        names = names or {}
+        return ", ".join(f"{names.get(name, name)} {secs(s)}" for name, s in self.phase_seconds.items() if s >= 0.01)
 
 
 class Reporter:
