@@ -46,10 +46,10 @@ def _api(demo, name):
     return next(f.fn for f in demo.fns.values() if f.api_name == name)
 
 
-def test_the_six_records_say_what_the_old_tables_said():
-    assert list(METHODS) == ["saliency", "gradcam", "guided_backprop", "smoothgrad", "integrated_gradients",
+def test_the_seven_records_say_what_the_old_tables_said():
+    assert list(METHODS) == ["saliency", "gradcam", "guided_backprop", "lrp", "smoothgrad", "integrated_gradients",
                              "occlusion"]
-    assert names(cost=CHEAP) == ("saliency", "gradcam", "guided_backprop")
+    assert names(cost=CHEAP) == ("saliency", "gradcam", "guided_backprop", "lrp")
     assert names(sanity=True) == tuple(m for m in METHODS if m != "occlusion")
     assert names(quick_check=True) == names(cost=CHEAP)
     with pytest.raises(ValueError, match="cost"):

@@ -143,13 +143,15 @@ def explain(model: nn.Module, image, target: int | None = None, method: str = "s
     t0 = time.perf_counter()
     model.eval()
     x = as_batch(model, image, meta)
+    _, mean, std = _norm_meta(model, meta)
+    if METHODS[method].takes_norm:              # LRP's input box: pixel values 0..1 under this normalisation
+        options = {"mean": mean, "std": std, **options}
     if target is None:
         target = predicted_class(model, x)
     if contrast is None:
         heat = attribute_map(model, x, target, method, **options)
     else:
         heat = attribute_map(Contrast(model, int(target), int(contrast)), x, 0, method, **options)
-    _, mean, std = _norm_meta(model, meta)
     return Explanation(heat, overlay_image(x, heat, mean, std), int(target), method,
                        time.perf_counter() - t0, UNTRAINED_NOTICE if trained is False else None)
 

@@ -3,7 +3,7 @@
     from viz.methods import CHEAP, Method, register
     register(Method("toy", fn, label="Toy (input size)", short="Toy", cost=CHEAP))
 
-The six of viz.maps are registered below; everything that lists methods reads `METHODS`,
+The six of viz.maps and viz.lrp's LRP are registered below; everything that lists methods reads `METHODS`,
 in registration order (cheapest first, occlusion last):
 - the Classify tab's dropdown (`label`), the comparison grid (`short`, every method),
 - `/explain`, the folder CLI and `explain()` (the names),
@@ -21,6 +21,7 @@ from typing import Callable
 import torch
 
 from alexnet.errors import OptionError
+from viz.lrp import _lrp
 from viz.maps import _gradcam, _guided_backprop, _integrated_gradients, _occlusion, _saliency, _smoothgrad
 
 CHEAP, SLOW = "cheap", "slow"      # one forward + at most one backward / many passes (IG's 32 steps, occlusion's ~100)
@@ -35,6 +36,7 @@ class Method:
     cost: str = SLOW                               # CHEAP or SLOW: which lane the app runs it in
     sanity: bool = True                            # in the cascading-randomisation check by default
     quick_check: bool = False                      # in the app's "Run both checks" (once per layer: cheap ones)
+    takes_norm: bool = False                       # fn takes mean=, std=: explain() passes the checkpoint's
 
     def __call__(self, model, x: torch.Tensor, target: int, **options) -> torch.Tensor:
         return self.fn(model, x, target, **options)
@@ -71,11 +73,14 @@ def is_cheap(method: str) -> bool:
     return METHODS[check_method(method)].cost == CHEAP
 
 
-# The six, in the order every list shows them: one-pass methods first, occlusion (hundreds of passes) last.
+# The seven, in the order every list shows them: one-pass methods first, occlusion (hundreds of passes) last.
+# LRP is one forward and one rule-modified backward (alpha-beta re-runs each conv 4 times): 3-4x saliency's time
+# on a CPU, far from IG's 32 passes, so cheap.
 for _m in (
     Method("saliency", _saliency, "Saliency (gradient)", "Saliency", CHEAP, quick_check=True),
     Method("gradcam", _gradcam, "Grad-CAM (at the layer chosen below)", "Grad-CAM", CHEAP, quick_check=True),
     Method("guided_backprop", _guided_backprop, "Guided Backprop", "Guided Backprop", CHEAP, quick_check=True),
+    Method("lrp", _lrp, "LRP (Zennit: ε fc, α2β1 conv, box input)", "LRP", CHEAP, quick_check=True, takes_norm=True),
     Method("smoothgrad", _smoothgrad, "SmoothGrad (16 noisy copies)", "SmoothGrad"),
     Method("integrated_gradients", _integrated_gradients, "Integrated Gradients (32 steps)", "Integrated Gradients"),
     Method("occlusion", _occlusion, "Occlusion (slow on CPU)", "Occlusion", sanity=False),
