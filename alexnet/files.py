@@ -65,3 +65,21 @@ def sha256_file(path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def read_arrays(path, fmt: str) -> tuple[dict, dict] | None:
+    """(metadata, {name: numpy array}) of a safetensors file whose metadata says format `fmt`; None when it is
+    missing, of another format, or damaged (a cache is only a cache: the damage is warned about, not raised)."""
+    from safetensors import SafetensorError, safe_open
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+            arrays = {k: f.get_tensor(k) for k in f.keys()}
+    except (OSError, SafetensorError, ValueError) as e:
+        import warnings
+        warnings.warn(f"ignoring the unreadable file {path.name} ({e})")
+        return None
+    return (meta, arrays) if meta.get("format") == fmt else None

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alexnet.files import ASSETS, atomic_write_bytes, cache_dir
+from alexnet.files import ASSETS, atomic_write_bytes, cache_dir, read_arrays
 
 SHIPPED_MAP = ASSETS / "flowers_map.safetensors"
 FORMAT = "alexnet-explainer/fc7-map/1"
@@ -121,21 +121,16 @@ def save_map(path: Path, m: Map) -> None:
 
 def load_map(path: Path) -> Map | None:
     """The map saved at `path`, or None when there is none (or it is damaged: a cache is only a cache)."""
-    from safetensors import SafetensorError, safe_open
-    path = Path(path)
-    if not path.is_file():
+    found = read_arrays(path, FORMAT)
+    if found is None:
         return None
+    meta, a = found
     try:
-        with safe_open(str(path), framework="numpy") as f:
-            meta = f.metadata() or {}
-            a = {k: f.get_tensor(k) for k in f.keys()}
-        if meta.get("format") != FORMAT:
-            return None
         return Map(a["coords"], a["labels"], json.loads(meta["classes"]), a["centre"],
                    a["components"].astype(np.float32), a["points"], json.loads(meta.get("info") or "{}"))
-    except (OSError, SafetensorError, ValueError, KeyError) as e:
+    except (ValueError, KeyError) as e:                           # readable, but not all of a map
         import warnings
-        warnings.warn(f"ignoring the unreadable map {path.name} ({e})")
+        warnings.warn(f"ignoring the unreadable map {Path(path).name} ({e})")
         return None
 
 
