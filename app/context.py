@@ -13,6 +13,7 @@ import gradio as gr
 from alexnet.weights import WeightsError, imagenet_weights_path
 from app.compute import Compute
 from app.datasets import Datasets
+from app.embedder import Embedder
 from app.state import IMAGENET, UNTRAINED, Registry
 from app.trainer import Trainer
 
@@ -27,6 +28,7 @@ class Page:
     image: gr.State           # path of the visitor's current upload (shared by all tabs)
     data: str | None          # --data flag
     datasets: Datasets        # the image set in use, decoded once
+    embedder: Embedder        # the fc7 map of that set per model (Embeddings, Two models, the tour)
     tmp: Path                 # this server's scratch folder for exports; removed at exit
     demo: gr.Blocks | None = None   # the page itself, for events that run when a visitor opens it
     lang: gr.State | None = None    # the visitor's language ("en" or "zh-CN"), for text handlers write (app.i18n)

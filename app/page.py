@@ -10,10 +10,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from app import tab_about, tab_classify, tab_embeddings, tab_filters, tab_layers, tab_retrain, tab_tricks, tour
+from app import tab_about, tab_attack, tab_classify, tab_compare, tab_concepts, tab_embeddings, tab_filters, tab_layers, tab_retrain, tab_tricks, tour
 from app.compute import Compute
 from app.context import Page
 from app.datasets import Datasets
+from app.embedder import Embedder
 from app.i18n import lang_of, remember, switch, t, wire_switch
 from app.state import IMAGENET, UNTRAINED, Registry
 from app.trainer import Trainer
@@ -25,7 +26,7 @@ TITLE = "AlexNet Explainer"
 CSS = ("#shape-table table td, #shape-table table th { white-space: nowrap; } #shape-table { overflow-x: auto; } "
        + tour.CSS)
 TABS = (("classify", tab_classify), ("filters", tab_filters), ("layers", tab_layers), ("tricks", tab_tricks),
-        ("embeddings", tab_embeddings), ("retrain", tab_retrain), ("about", tab_about))   # titles: tab_<id>
+        ("concepts", tab_concepts), ("attack", tab_attack), ("compare", tab_compare), ("embeddings", tab_embeddings), ("retrain", tab_retrain), ("about", tab_about))   # titles: tab_<id>
 
 
 def build_app(weights: str | None = None, data: str | None = None, device: str = "auto",
@@ -35,6 +36,7 @@ def build_app(weights: str | None = None, data: str | None = None, device: str =
     # removed when the app is collected or exits; a file written meanwhile must not turn exit into a traceback
     scratch = tempfile.TemporaryDirectory(prefix="alexnet-explainer-", ignore_cleanup_errors=True)
     compute = Compute(registry)                                        # the one owner of model work
+    datasets = Datasets(data)
     trainer = Trainer(registry, pause=compute.yield_to_cheap, thread=compute.thread)   # visitors' passes go first
     with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:   # uploads/outputs older than 1 h go
         lang = gr.State("en")          # the visitor's language for text handlers write (app.i18n)
@@ -53,7 +55,8 @@ def build_app(weights: str | None = None, data: str | None = None, device: str =
                              visible=choices[0][1] == UNTRAINED)
         image = gr.State(None)
         page = Page(registry=registry, trainer=trainer, compute=compute, model_key=model_key, image=image, data=data,
-                    datasets=Datasets(data), tmp=Path(scratch.name), demo=demo, lang=lang)
+                    datasets=datasets, embedder=Embedder(datasets, compute), tmp=Path(scratch.name), demo=demo,
+                    lang=lang)
         wire_tour = tour.build(page, tab_layers.lesson_zip)            # above the tabs: on a projector, first
         with gr.Tabs() as tabs:
             for tab_id, module in TABS:

@@ -20,7 +20,7 @@ from app.context import Page
 from app.examples import flower_examples
 from app.i18n import current_lang, t, tr
 from app.state import FLOWERS
-from app.tab_embeddings import shipped_sha256
+from app.embedder import shipped_sha256
 from app.ui import friendly
 from viz import arithmetic as arith
 from viz import diagram, tricks

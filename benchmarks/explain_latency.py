@@ -9,6 +9,13 @@ as one call, alone and with its two overlays drawn. References: one inference fo
 one forward+backward to the input, both at batch 1. Targets checked: panel p50 <= 150 ms on
 CPU, and IG with 32 steps <= 32 forward+backward passes.
 
+Issue 24's other views, per image (`--views`): `concepts` (conv5's channel shares for the class: one
+forward + backward; the strip's dataset patches come from one pass over the data, once per model, kept in
+the feature store: that pass costs `forward` x the set's size), `dictionary` (the semantic dictionary drawn
+with 256 icons), `fgsm` (epsilon 2/255, untargeted, with both top-5s and both Grad-CAMs), `pgd` (epsilon
+8/255, 10 steps, the same extras) and `two_models` (Grad-CAM and the conv1 view of two models, the Two-models
+tab's model work bar the fc7 maps, which are lookups once drawn).
+
 The model is the paper AlexNet with UNTRAINED weights: the timings are real, the maps are noise.
 """
 from __future__ import annotations
@@ -30,7 +37,11 @@ from alexnet import device as dev  # noqa: E402
 from alexnet.images import preprocess  # noqa: E402
 from alexnet.model import build  # noqa: E402
 from alexnet.weights import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from viz import adversarial, concepts  # noqa: E402
 from viz.attribution import METHODS, explain, overlay_image, panel, panels  # noqa: E402
+from viz.filters import filter_view  # noqa: E402
+
+VIEWS = ("concepts", "dictionary", "fgsm", "pgd", "two_models")
 
 FLOWERS = Path(os.environ.get("ALEXNET_SHARED", Path(__file__).resolve().parent.parent.parent / "shared")) / "data" / "flower_photos_256"
 PANEL_TARGET_MS = 150.0
@@ -84,12 +95,44 @@ def timed(fns: dict, xs, device: torch.device, warmup: int = 2) -> dict:
     return out
 
 
+def issue24_views(views: list[str], model, targets: dict, device) -> dict:
+    """name -> fn(x) for each of issue 24's views asked for (see the module docstring)."""
+    unknown = [v for v in views if v not in VIEWS]
+    if unknown:
+        raise SystemExit(f"unknown view(s) {unknown}; choose from {', '.join(VIEWS)}")
+    g = torch.Generator().manual_seed(0)
+    icons = torch.randint(0, 256, (256, 3, 64, 64), dtype=torch.uint8, generator=g)      # conv5's 256 channels
+    other = dev.prepare(build("paper", 1000, generator=g), device).eval()               # the second model
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+    def pixels(x):                                                                      # normalised -> [0, 1]
+        return (x.cpu() * std + mean).clamp(0, 1)
+
+    def dictionary(x):
+        with torch.inference_mode():
+            _, acts = model(x, return_activations=True)
+        concepts.dictionary_picture(*concepts.semantic_dictionary(acts["conv5"]), icons)
+
+    def two_models(x):
+        for net in (model, other):
+            explain(net, x, targets[id(x)], "gradcam")
+            filter_view(net)
+
+    fns = {"concepts": lambda x: concepts.channel_shares(model, x, targets[id(x)]),
+           "dictionary": dictionary,
+           "fgsm": lambda x: adversarial.attack(model, pixels(x), IMAGENET_MEAN, IMAGENET_STD, 2, "fgsm"),
+           "pgd": lambda x: adversarial.attack(model, pixels(x), IMAGENET_MEAN, IMAGENET_STD, 8, "pgd", steps=10),
+           "two_models": two_models}
+    return {v: fns[v] for v in views}
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma list from {', '.join(METHODS)}")
     ap.add_argument("--n", type=int, default=20, help="different images per measurement (>= 20 for a p95)")
     ap.add_argument("--data", default=None, help=f"image folder (default {FLOWERS} when present) or 'synthetic'")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--views", default=",".join(VIEWS), help=f"comma list from {', '.join(VIEWS)} ('' for none)")
     ap.add_argument("--ig-steps", type=int, default=32)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = ap.parse_args(argv)
@@ -130,6 +173,8 @@ def main(argv=None) -> dict:
     for m in methods:
         opts = {"steps": args.ig_steps} if m == "integrated_gradients" else {}
         fns[m] = lambda x, m=m, opts=opts: explain(model, x, targets[id(x)], m, **opts)
+    views = [v.strip() for v in args.views.split(",") if v.strip()]
+    fns.update(issue24_views(views, model, targets, device))
     t = timed(fns, xs, device)
     out = {
         "model": "paper AlexNet, 1000 classes, UNTRAINED weights (timing only; the maps are noise)",
@@ -138,6 +183,7 @@ def main(argv=None) -> dict:
         "platform": platform.platform(), "input_size": size, "n_images": len(xs), "data": source,
         "forward_ms": t["forward"], "forward_backward_ms": t["forward_backward"],
         "methods": {m: t[m] for m in methods},
+        "views": {v: t[v] for v in views},
         "panel_ms": t["panel"], "panel_with_overlays_ms": t["panel_with_overlays"],
         f"panel_batch{BATCH}_per_image_ms": {k: round(v / BATCH, 2) for k, v in t["panel_batch"].items()},
         "load_average_before": load_before,

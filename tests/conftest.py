@@ -65,6 +65,24 @@ def app_server(tmp_path_factory):
     stop_server(proc)
 
 
+def held_out(cls: str) -> str:
+    """The package's held-out example photo of class `cls` (never trained on; credited in examples.json)."""
+    import json
+
+    from alexnet.files import ASSETS
+    photos = json.loads((ASSETS / "examples" / "examples.json").read_text())["photos"]
+    return str(ASSETS / "examples" / next(p["file"] for p in photos if p["class"] == cls))
+
+
+@pytest.fixture(scope="module")
+def built_page():
+    """The whole page built without a server (the shipped flowers model): its handlers are plain functions."""
+    from app.page import build_app
+    demo = build_app()
+    yield demo.page
+    demo.compute.shutdown()
+
+
 @pytest.fixture
 def sample_jpeg(tmp_path) -> Path:
     """A real photo if the flowers are here, else a synthetic one."""

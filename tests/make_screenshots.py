@@ -9,7 +9,9 @@ model, and in Embeddings the map shipped with it of the shipped flowers pack (dr
 opens). `--data DIR` shows another image folder instead. The photo uploaded is the held-out rose
 shipped among the app's examples (assets/examples/), or --image.
 
-Writes classify.png, filters.png, layers.png, embeddings.png and about.png (full page, --width px wide), and
+Writes classify.png, filters.png, layers.png, embeddings.png and about.png (full page, --width px wide), the
+views of issue 24 on the same photo (lrp.png: the LRP map; concepts.png; attack.png: PGD turning it into tulips;
+compare.png: the flowers model beside the untrained one), and
 the classroom views in English and 简体中文 (a browser started in each locale): diagram-<lang>.png (the network
 drawn, a block clicked), unit-<lang>.png (a conv1 unit's arithmetic after a click on the photo),
 tour-<lang>.png (the tour's conv1 step) and tricks-<lang>.png (the paper's tricks), lang = en or zh-CN.
@@ -124,6 +126,28 @@ def shoot(url: str, image: Path, out: Path, width: int, timeout_s: float) -> lis
         tab(page, "About")
         expect(page.locator("#about-facts")).to_contain_text("Parameters")
         save(page, "about")
+
+        # issue 24's four views, on the same photo: LRP, the concepts, the network fooled, two models
+        tab(page, "Classify & Explain")
+        page.locator("#method input").click()
+        page.get_by_role("option", name=re.compile(r"^LRP")).click()
+        expect(page.locator("#attribution-npy a")).to_have_attribute("href", re.compile(r"lrp-"))
+        save(page, "lrp")
+        tab(page, "Concepts")
+        page.locator("#concepts-go").click()
+        expect(page.locator("#concepts-dictionary img")).to_be_visible()
+        save(page, "concepts")
+        tab(page, "Fool the network")
+        page.get_by_label("PGD (many small steps)").check()
+        page.locator("#attack-target input").click()
+        page.get_by_role("option", name="tulips", exact=True).click()
+        page.locator("#attack-go").click()
+        expect(page.locator("#attack-cam-after img")).to_be_visible()
+        save(page, "attack")
+        tab(page, "Two models")
+        page.locator("#compare-go").click()
+        expect(page.locator("#compare-b-fc7 img")).to_be_visible()
+        save(page, "compare")
         for locale, lang in (("en-US", "en"), ("zh-CN", "zh-CN")):
             if lang == "zh-CN" and not cjk_font():
                 print("  no CJK font (fc-list :lang=zh finds none): skipping the zh-CN pictures; install one, e.g. "

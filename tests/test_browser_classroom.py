@@ -132,7 +132,7 @@ def test_the_browsers_language_chooses_the_labels(browser, app_server, photo, lo
         expect(pg.locator("#tour-title")).to_contain_text("一张照片就是" if locale == "zh-CN" else "A photo is",
                                                           timeout=QUICK)
         save_shot(pg, shots, f"tour-{locale}")
-        pg.get_by_role("tab", name=tab, exact=True).click()    # a handler's sentences in the Layers tab too
+        open_tab(pg, tab)    # a handler's sentences in the Layers tab too
         pg.locator("#walk-info").scroll_into_view_if_needed()
         pg.get_by_role("button", name="下一层 ▶" if locale == "zh-CN" else "Next ▶", exact=True).click()
         expect(pg.locator("#walk-info")).to_contain_text("第 1 步，共 11 步" if locale == "zh-CN" else "Step 1 of 11",
@@ -150,7 +150,7 @@ def test_the_browsers_language_chooses_the_labels(browser, app_server, photo, lo
 def test_an_error_is_written_in_the_visitors_language(browser, app_server):
     ctx, pg = open_page(browser, app_server["url"], "zh-CN")
     try:
-        pg.get_by_role("tab", name="层 (Layers)", exact=True).click()
+        open_tab(pg, "层 (Layers)")
         pg.get_by_role("button", name="下一层 ▶", exact=True).click()          # no photo yet
         expect(pg.get_by_text("请先上传一张图片").first).to_be_visible(timeout=QUICK)
     finally:
@@ -161,16 +161,16 @@ def test_a_chinese_visitor_reads_the_handlers_sentences_in_chinese(browser, app_
     """Sentences handlers write (not only labels): the Filters summary, the About facts, a unit's arithmetic."""
     ctx, pg = open_page(browser, app_server["url"], "zh-CN")
     try:
-        pg.get_by_role("tab", name="滤波器 (Filters)", exact=True).click()
+        open_tab(pg, "滤波器 (Filters)")
         expect(pg.locator("#filters-summary")).to_contain_text("第 0 组", timeout=QUICK)
         expect(pg.locator("#bvlc-summary")).to_contain_text("与颜色无关 (colour-agnostic)", timeout=QUICK)
-        pg.get_by_role("tab", name="关于 (About)", exact=True).click()
+        open_tab(pg, "关于 (About)")
         expect(pg.locator("#about-facts")).to_contain_text("本项目", timeout=QUICK)
         expect(pg.locator("#about-facts")).to_contain_text("60,965,224")
-        pg.get_by_role("tab", name="分类与解释 (Classify & Explain)", exact=True).click()
+        open_tab(pg, "分类与解释 (Classify & Explain)")
         pg.locator("#upload input[type=file]").set_input_files(str(photo))
         expect(pg.locator("#top5")).to_contain_text("%", timeout=QUICK)
-        pg.get_by_role("tab", name="层 (Layers)", exact=True).click()
+        open_tab(pg, "层 (Layers)")
         pg.get_by_text("一个单元的算术").click()
         pg.get_by_role("button", name="显示它的算术").click()          # conv1, channel 0 at (27, 27)
         expect(pg.locator("#unit-arithmetic")).to_contain_text("363 个乘积之和", timeout=QUICK)

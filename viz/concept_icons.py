@@ -182,12 +182,13 @@ def channels(model: nn.Module, layer: str = LAYER) -> int:
 
 def icons_for(model: nn.Module, model_sha256: str, progress=None, cancel=None, steps: int = STEPS,
               size: int = SIZE, seed: int = SEED, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-              shipped: Path = SHIPPED_ICONS) -> torch.Tensor:
+              shipped: Path = SHIPPED_ICONS, make: bool = True) -> torch.Tensor | None:
     """(C, 3, S, S) uint8 icons of conv5's channels for the model whose file hashes to `model_sha256`.
 
     The shipped ones when the hash is the shipped model's; else the cached file; else made now
-    (`make_icons`, calling progress(step, steps)) and cached. `mean`/`std`: the model's input
-    normalisation (its meta's). A cancelled run returns its images so far, uncached.
+    (`make_icons`, calling progress(step, steps)) and cached - or None with `make=False` (is it instant?).
+    `mean`/`std`: the model's input normalisation (its meta's). A cancelled run returns its images so far,
+    uncached.
     """
     found = load_icons(shipped)
     if found is not None and found[1].get("model_sha256") == model_sha256 and len(found[0]) == channels(model):
@@ -196,6 +197,8 @@ def icons_for(model: nn.Module, model_sha256: str, progress=None, cancel=None, s
     found = load_icons(path)
     if found is not None and len(found[0]) == channels(model):
         return found[0]
+    if not make:
+        return None
     icons, info = make_icons(model, steps, size, torch.Generator().manual_seed(seed), progress, cancel,
                              mean=mean, std=std)
     if info["cancelled"]:
