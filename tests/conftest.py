@@ -76,11 +76,22 @@ def held_out(cls: str) -> str:
 
 @pytest.fixture(scope="module")
 def built_page():
-    """The whole page built without a server (the shipped flowers model): its handlers are plain functions."""
+    """The whole page built without a server, as a new user's (the shipped flowers model and the flowers pack of
+    500 photos, not the 3,667 of ../shared, whose passes would take a minute each): its handlers are plain
+    functions."""
+    from alexnet.data import IGNORE_SHARED
     from app.page import build_app
+    before = os.environ.get(IGNORE_SHARED)
+    os.environ[IGNORE_SHARED] = "1"             # read at every lookup of the data in use, so kept for the module
     demo = build_app()
-    yield demo.page
-    demo.compute.shutdown()
+    try:
+        yield demo.page
+    finally:
+        demo.compute.shutdown()
+        if before is None:
+            os.environ.pop(IGNORE_SHARED, None)
+        else:
+            os.environ[IGNORE_SHARED] = before
 
 
 @pytest.fixture
