@@ -94,12 +94,26 @@ def build(page: Page) -> None:
     drift_img = gr.Image(label=t("retrain_drift"), type="pil",
                          interactive=False, elem_id="drift")
 
+    drawn: dict = {}                              # the last picture of the curves and the points it shows
+
+    def curves_picture():
+        """(what it shows, the curves picture), redrawn only when the run has reported new points: every watcher
+        polls once a second, and a matplotlib figure is ~50 ms of CPU under the GIL visitors' requests need."""
+        key = (id(tr.points), len(tr.points), len(tr.epochs))
+        if drawn.get("key") != key:
+            drawn["picture"], drawn["key"] = training_curves(tr.points, tr.epochs), key
+        return key, drawn["picture"]
+
     def poll(lang):
-        """Yield live state until the run ends (also used by visitors who did not start it)."""
+        """Yield live state until the run ends (also used by visitors who did not start it); the curves only when
+        they changed (an unchanged picture would be encoded and sent again every second)."""
+        shown = None
         while tr.running:
-            yield _summary(tr, lang), training_curves(tr.points, tr.epochs), None, None, None, None, None
+            key, picture = curves_picture()
+            yield _summary(tr, lang), picture if key != shown else gr.skip(), None, None, None, None, None
+            shown = key
             time.sleep(1.0)
-        yield _summary(tr, lang), training_curves(tr.points, tr.epochs), None, None, None, None, None
+        yield _summary(tr, lang), curves_picture()[1], None, None, None, None, None
 
     def config(folder, mode_v, depth_v, recipe_v, epochs_v, lr_v, batch_v, limit_v, key) -> TrainConfig:
         root = find_data_dir(folder.strip() or page.data or None)   # refuses missing or non-directory paths
@@ -137,7 +151,7 @@ def build(page: Page) -> None:
 
     def results(image_path, lang):
         """After the run: confusion matrix, misclassified examples, conv1 and Grad-CAM before/after."""
-        base = (_summary(tr, lang), training_curves(tr.points, tr.epochs))
+        base = (_summary(tr, lang), curves_picture()[1])
         r = tr.result
         if r is None or r.cancelled or not (r.best_checkpoint or r.checkpoint):
             return base + (None, None, None, None, None)
