@@ -15,7 +15,7 @@ from PIL import Image
 from alexnet.errors import OptionError
 from app.context import Page
 from app.i18n import t, tr
-from app.ui import friendly, need_image
+from app.ui import friendly, need_image, photo_api
 from viz import adversarial
 from viz.attribution import class_index
 from viz.plots import overlay
@@ -86,10 +86,13 @@ def build(page: Page) -> None:
         go = gr.Button(t("attack_go"), variant="primary", elem_id="attack-go")
         least = gr.Button(t("attack_least"), elem_id="attack-least")
     text = gr.Markdown(elem_id="attack-text")
-    with gr.Row():
-        original = gr.Image(label=t("attack_original"), type="numpy", interactive=False, elem_id="attack-original")
-        changed = gr.Image(label=t("attack_changed"), type="numpy", interactive=False, elem_id="attack-changed")
-        change = gr.Image(label=t("attack_change"), type="numpy", interactive=False, elem_id="attack-change")
+    with gr.Row():                         # PNG, not Gradio's default lossy WebP: the change is a few 1/255 steps
+        original = gr.Image(label=t("attack_original"), type="numpy", format="png", interactive=False,
+                            elem_id="attack-original")
+        changed = gr.Image(label=t("attack_changed"), type="numpy", format="png", interactive=False,
+                           elem_id="attack-changed")
+        change = gr.Image(label=t("attack_change"), type="numpy", format="png", interactive=False,
+                          elem_id="attack-change")
     with gr.Row():
         cam_before = gr.Image(label=t("attack_cam_before"), type="pil", interactive=False, elem_id="attack-cam-before")
         cam_after = gr.Image(label=t("attack_cam_after"), type="pil", interactive=False, elem_id="attack-cam-after")
@@ -100,8 +103,10 @@ def build(page: Page) -> None:
 
     outs = [original, changed, change, cam_before, cam_after, top_before, top_after, text, download]
     # the lanes (app.compute) bound how many attacks run at once; Gradio admits the events at once
-    go.click(partial(friendly(fool), page), [page.image, page.model_key, method, eps, target, steps, page.lang],
-             outs, api_name="fool", concurrency_limit=None)
+    handler = partial(friendly(fool), page)
+    inputs = [page.image, page.model_key, method, eps, target, steps, page.lang]
+    go.click(handler, inputs, outs, api_name=False, concurrency_limit=None)
+    photo_api(page, handler, inputs, outs, "fool")   # the photo as a file
     least.click(partial(friendly(smallest), page), [page.image, page.model_key, page.lang], text,
                 api_name=False, concurrency_limit=None)
     page.model_key.change(lambda key: gr.Dropdown(choices=_choices(page, key), value=""), page.model_key, target,

@@ -16,7 +16,7 @@ from app.context import Page
 from app.embedder import map_title
 from app.i18n import t, tr
 from app.state import FLOWERS, UNTRAINED
-from app.ui import friendly, need_image
+from app.ui import friendly, need_image, photo_api
 from viz.attribution import class_index, explain
 from viz.filters import filter_view
 from viz.methods import METHODS
@@ -89,5 +89,7 @@ def build(page: Page) -> None:
                 conv1 = gr.Image(label=t("compare_conv1"), type="pil", interactive=False, elem_id=f"compare-{s}-conv1")
                 fc7 = gr.Image(label=t("compare_fc7"), type="pil", interactive=False, elem_id=f"compare-{s}-fc7")
                 outs += [top5, heat, conv1, fc7, line]
-    go.click(partial(friendly(compare_models), page), [page.image, page.model_key, other, method, wanted, page.lang],
-             outs, api_name="compare_models", concurrency_limit=None)
+    handler = partial(friendly(compare_models), page)
+    inputs = [page.image, page.model_key, other, method, wanted, page.lang]
+    go.click(handler, inputs, outs, api_name=False, concurrency_limit=None)
+    photo_api(page, handler, inputs, outs, "compare_models")   # the photo as a file

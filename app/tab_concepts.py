@@ -18,7 +18,7 @@ from app.context import Page
 from app.embedder import shipped_sha256
 from app.i18n import t, tr
 from app.state import FLOWERS
-from app.ui import friendly, need_image
+from app.ui import friendly, need_image, photo_api
 from viz import concept_icons as CI
 from viz import concepts as C
 from viz.attribution import class_index
@@ -94,7 +94,9 @@ def build(page: Page) -> None:
         seen = gr.Image(label=t("concepts_seen"), type="pil", interactive=False, elem_id="concepts-photo")
         dictionary = gr.Image(label=t("concepts_dictionary"), type="pil", interactive=False,
                               elem_id="concepts-dictionary")
-    go.click(partial(friendly(see), page), [page.image, page.model_key, wanted, k, page.lang],
-             [strip, seen, dictionary, text], api_name="concepts", concurrency_limit=None)
+    handler = partial(friendly(see), page)
+    inputs = [page.image, page.model_key, wanted, k, page.lang]
+    go.click(handler, inputs, [strip, seen, dictionary, text], api_name=False, concurrency_limit=None)
+    photo_api(page, handler, inputs, [strip, seen, dictionary, text], "concepts")   # the photo as a file
     icons_btn.click(partial(friendly(make_icons), page), [page.model_key, page.lang], text, api_name=False,
                     concurrency_limit=1, concurrency_id="concept-icons")

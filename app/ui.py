@@ -76,3 +76,13 @@ class UploadImage(gr.Image):
             return super().preprocess(payload)
         except Exception as e:
             raise gr.Error(tr(current_lang(), "err_unreadable", kind=type(e).__name__)) from None
+
+
+def photo_api(page, fn, inputs: list, outputs: list, api_name: str) -> None:
+    """A named API endpoint for a tab whose button works on the visitor's upload (page.image, a State the API
+    cannot fill): the same `fn`, its photo an uploaded file instead (gradio_client's handle_file). Wired to a
+    hidden button, so the page's own event stays the one that reads page.image."""
+    photo = gr.Image(type="filepath", visible=False)
+    hidden = gr.Button(visible=False)
+    rest = [c for c in inputs if c is not page.image]
+    hidden.click(fn, [photo, *rest], outputs, api_name=api_name, concurrency_limit=None)

@@ -196,3 +196,30 @@ def test_concurrent_identical_requests_are_batched_and_each_gets_its_own_files(c
         _assert_picture(overlay)
         want = first["saliency" if i % 2 == 0 else "gradcam"]
         np.testing.assert_allclose(np.load(npy), want, rtol=1e-3, atol=1e-6 * want.max())
+
+
+def test_issue_24s_endpoints_take_the_photo_as_a_file(client):
+    """/fool, /concepts and /compare_models: the page's buttons read the visitor's upload, the API takes a file."""
+    from conftest import held_out
+    rose = handle_file(held_out("roses"))
+    out = client.predict(rose, "flowers", "pgd", 8, "tulips", 10, api_name="/fool")
+    original, changed, change, cam_before, cam_after, before, after, text, png = out
+    assert before["label"] == "roses" and after["label"] == "tulips" and "now says **tulips**" in text
+    from PIL import Image
+    a, b = (np.asarray(Image.open(p).convert("RGB"), dtype=int) for p in (original, changed))
+    assert a.shape == b.shape == (256, 256, 3) and np.abs(a - b).max() <= 8                 # within 8/255
+    again = client.predict(handle_file(png), "flowers", api_name="/classify")             # the PNG, uploaded again
+    assert again["label"] == "tulips"
+    for p in (change, cam_before, cam_after):
+        _assert_picture(p)
+
+    strip, seen, dictionary, text = client.predict(rose, "flowers", "", 4, api_name="/concepts")
+    assert text.startswith("For **roses**") and _assert_picture(dictionary).shape[0] == 13 * 24
+    _assert_picture(strip), _assert_picture(seen)
+
+    out = client.predict(rose, "flowers", "untrained", "saliency", "", api_name="/compare_models")
+    top_a, line_a, top_b, line_b = out[0], out[4], out[5], out[9]
+    assert top_a["label"] == "roses" and f"says **{top_b['label']}**" in line_b and "untrained" in line_b.lower()
+    assert top_b["label"] in IMAGENET_CLASSES and "roses" in line_a
+    for p in out[1:4] + out[6:9]:
+        _assert_picture(p)
