@@ -10,7 +10,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from app import tab_about, tab_attack, tab_classify, tab_compare, tab_concepts, tab_embeddings, tab_filters, tab_layers, tab_retrain, tab_tricks, tour
+from app import (gradio_files, tab_about, tab_attack, tab_classify, tab_compare, tab_concepts, tab_embeddings,
+                 tab_filters, tab_layers, tab_retrain, tab_tricks, tour)
 from app.compute import Compute
 from app.context import Page
 from app.datasets import Datasets
@@ -32,6 +33,7 @@ TABS = (("classify", tab_classify), ("filters", tab_filters), ("layers", tab_lay
 def build_app(weights: str | None = None, data: str | None = None, device: str = "auto",
               checkpoints_dir: str | None = None) -> gr.Blocks:
     """The whole page. Importable (tests build it on a free port); launched only under __main__."""
+    gradio_files.install()                     # identical pictures for two visitors: written atomically
     registry = Registry(weights, data, device, checkpoints_dir)
     # removed when the app is collected or exits; a file written meanwhile must not turn exit into a traceback
     scratch = tempfile.TemporaryDirectory(prefix="alexnet-explainer-", ignore_cleanup_errors=True)

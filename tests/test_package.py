@@ -130,7 +130,8 @@ def test_the_wheels_package_data_fits_the_budget(installed):
     with zipfile.ZipFile(wheel) as z:
         data = {i.filename: i.file_size for i in z.infolist() if i.filename.startswith("alexnet/assets/")}
     assert {"alexnet/assets/flowers_pack.safetensors", "alexnet/assets/flowers_map.safetensors",
-            "alexnet/assets/flowers_alexnet.safetensors"} <= set(data), sorted(data)
+            "alexnet/assets/flowers_alexnet.safetensors", "alexnet/assets/flowers_conv5_icons.safetensors",
+            "alexnet/assets/flowers_conv5_icons.json"} <= set(data), sorted(data)
     assert sum(data.values()) <= 16 * 2**20, f"{sum(data.values()) / 2**20:.1f} MiB of package data"
 
 
@@ -173,6 +174,39 @@ def test_without_shared_or_network_the_map_neighbours_and_a_fine_tune_work(insta
     assert neighbour == "42"                       # a pack photo's nearest neighbour on the shipped map is itself
     assert failed == "Could not download the flower photos"
     assert trained == "True 100", trained
+
+
+BEYOND_SCRIPT = """
+import time
+from PIL import Image
+from alexnet import weights as W
+from alexnet.compact import SHIPPED
+from alexnet.files import sha256_file
+from app.examples import flower_examples
+from viz import adversarial, concept_icons
+from viz.attribution import explain
+model, meta = W.load(SHIPPED)
+model.eval()
+rose = next(e.path for e in flower_examples() if e.label == "roses")
+e = explain(model, Image.open(rose).convert("RGB"), None, "lrp", meta=meta)
+print(meta["classes"][e.target], round(float(e.heatmap.sum()), 3) > 0)
+t0 = time.perf_counter()
+icons = concept_icons.icons_for(model, sha256_file(SHIPPED), make=False)
+print(tuple(icons.shape), time.perf_counter() - t0 < 2)
+a = adversarial.attack(model, adversarial.pixels(rose, 227), meta["mean"], meta["std"], 8, "pgd",
+                       target=meta["classes"].index("tulips"), input_size=227)
+print(meta["classes"][a.top1_after])
+"""
+
+
+def test_installed_lrp_icons_and_attack_work_offline(installed):
+    """Issue 24's views from the wheel, outside the checkout, no ../shared, no network: LRP through the installed
+    zennit, the shipped conv5 icons read (not made), PGD reaching tulips on the held-out rose."""
+    bin_dir, outside, _ = installed
+    r = subprocess.run([str(bin_dir / "python"), "-c", BEYOND_SCRIPT], cwd=outside, env=newcomer_env(outside),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert r.stdout.splitlines()[-3:] == ["roses True", "(256, 3, 64, 64) True", "tulips"], r.stdout[-1000:]
 
 
 def test_in_chromium_the_installed_app_opens_embeddings_drawn_and_fine_tunes(installed, tmp_path):
