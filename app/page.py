@@ -10,8 +10,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from app import (gradio_files, tab_about, tab_attack, tab_classify, tab_compare, tab_concepts, tab_embeddings,
-                 tab_filters, tab_layers, tab_retrain, tab_tricks, tour)
+from app import (gradio_files, gradio_sessions, tab_about, tab_attack, tab_classify, tab_compare, tab_concepts,
+                 tab_embeddings, tab_filters, tab_layers, tab_retrain, tab_tricks, tour)
 from app.compute import Compute
 from app.context import Page
 from app.datasets import Datasets
@@ -73,6 +73,7 @@ def build_app(weights: str | None = None, data: str | None = None, device: str =
         model_key.change(friendly(page.on_model_change), [model_key, lang], [banner, train_it], api_name=False)
         train_it.click(lambda: gr.Tabs(selected="retrain"), None, tabs, api_name=False)
         refresh.click(page.refresh_models, model_key, model_key, api_name=False)
+    gradio_sessions.install(demo)   # a session's 273 component configs made when read, not on each API call
     demo.scratch = scratch   # keeps the folder alive as long as the app
     demo.compute = compute   # main() shuts it down when the server stops: queued slow work is dropped
     demo.page = page         # tests call the handlers (app.classify) with it, without a browser
