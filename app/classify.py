@@ -1,9 +1,10 @@
 """Classify & Explain's handlers: plain functions of the page and the visitor's inputs (app.tab_classify wires
 them to the layout; tests call them without a browser). Every pass goes through `page.compute`.
 
-The panel rule, written once (`in_panel`, `panel_map`): saliency and Grad-CAM at conv5 are both in the panel, one
-batched forward + backward that the upload already paid for; every other map is its method's own pass,
-in the lane its record names (viz.methods).
+The panel rule, written once (`in_panel`, `panel_map`, `wants_saliency`): saliency and Grad-CAM at conv5 are both
+in the panel, one batched forward + backward that the upload already paid for (the backward goes on to the pixels
+only when saliency is the method shown); every other map is its method's own pass, in the lane its record names
+(viz.methods).
 """
 from __future__ import annotations
 
@@ -60,6 +61,12 @@ def in_panel(method: str, layer: str) -> bool:
     return layer == CAM_LAYER and method in ("saliency", "gradcam")
 
 
+def wants_saliency(method: str) -> bool:
+    """Does the panel for `method` need the pixels' gradients? For any other method the panel gives Grad-CAM
+    alone, its backward stopping at conv5 (half the cost)."""
+    return method == "saliency"
+
+
 def panel_map(p: Panel | None, method: str, layer: str):
     """The raw map the panel already holds for `method` with Grad-CAM at `layer`, or None when it must be computed."""
     if p is None or not in_panel(method, layer):
@@ -99,7 +106,7 @@ def draw(page: Page, loaded, x, method_name, t, c, layer_v, p=None):
     m = loaded.meta
     at_conv5 = layer_v == CAM_LAYER
     if p is None and at_conv5:
-        p = page.compute.panel(loaded, x, t, c)
+        p = page.compute.panel(loaded, x, t, c, saliency=wants_saliency(method_name))
     if p is not None:
         t = p.target
     cam = overlay_image(x, p.gradcam, m["mean"], m["std"]) if at_conv5 else None
@@ -135,7 +142,7 @@ def on_upload(page: Page, path, key, method_name, layer_v, progress=gr.Progress(
     loaded = page.registry.get(key, progress)
     m = loaded.meta
     x, img = loaded.prepare(path)
-    p = page.compute.panel(loaded, x)
+    p = page.compute.panel(loaded, x, saliency=wants_saliency(method_name))
     page.registry.remember(loaded, img, p.logits, p.acts)       # Filters/Layers/Embeddings reuse this pass
     head = (path, top5_dict(m["classes"], p.top5), loaded.top5_note,
             gr.Dropdown(choices=[TOP1] + list(m["classes"]), value=""),
@@ -180,7 +187,7 @@ def explain_api(page: Page, image, method, model, target="", layer="conv5"):
     t = class_index(loaded.meta["classes"], target)
     m = loaded.meta
     x, _ = loaded.prepare(image)
-    p = page.compute.panel(loaded, x, t) if in_panel(method, layer) else None
+    p = page.compute.panel(loaded, x, t, saliency=wants_saliency(method)) if in_panel(method, layer) else None
     heat = panel_map(p, method, layer)
     if p is not None:                                          # both maps of one batched panel
         target_v, picture = p.target, overlay_image(x, heat, m["mean"], m["std"])

@@ -1,7 +1,7 @@
 """The one owner of model work in the app: every tab runs the network through the page's `Compute`.
 
     compute.forward(loaded, upload)            -> (logits, acts, x, img)   top-5 and every layer; batched, cached per photo
-    compute.panel(loaded, x, target, contrast) -> viz.attribution.Panel    saliency + Grad-CAM at conv5; batched
+    compute.panel(loaded, x, target, contrast, saliency) -> Panel          saliency + Grad-CAM at conv5; batched
     compute.cheap(loaded, fn, *args)           -> fn(model, *args)         one pass (a map at another layer, a weight view)
     compute.slow(loaded, fn, *args)            -> fn(copy, *args)          many passes: IG, occlusion, the grid, the checks
     compute.job(loaded, fn, *args)             -> fn(copy, *args)          long jobs: a dataset pass, feature visualisation,
@@ -56,9 +56,11 @@ class Compute:
         registry's cached pass when another tab already made it, else one batched with other visitors'."""
         return self.registry.forward(loaded, upload, run=lambda who, x: self._forward(id(who), (who, x)))
 
-    def panel(self, loaded, x: torch.Tensor, target: int | None = None, contrast: int | None = None) -> Panel:
-        """viz.attribution.panel of one normalised image for `target` (None: its top-1), minus `contrast`."""
-        return self._panels(id(loaded), (loaded, x, target, contrast))
+    def panel(self, loaded, x: torch.Tensor, target: int | None = None, contrast: int | None = None,
+              saliency: bool = True) -> Panel:
+        """viz.attribution.panel of one normalised image for `target` (None: its top-1), minus `contrast`.
+        `saliency=False`: Grad-CAM alone, at about half the cost; such requests are batched apart."""
+        return self._panels((id(loaded), saliency), (loaded, x, target, contrast, saliency))
 
     # -------------------------------------------------------------- one call each
     def cheap(self, loaded, fn, /, *args, **kwargs):
@@ -151,8 +153,9 @@ def _forward(items) -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
 
 
 def _panels(items) -> list[Panel]:
-    loaded = items[0][0]
-    x = torch.cat([x for _, x, _, _ in items])                  # B x (1, 3, S, S) -> (B, 3, S, S)
+    loaded, saliency = items[0][0], items[0][-1]                # one key: one model, one kind of panel
+    x = torch.cat([x for _, x, *_ in items])                    # B x (1, 3, S, S) -> (B, 3, S, S)
     with loaded.lock:
-        return panels(loaded.model, x, [t for _, _, t, _ in items], meta=loaded.meta,
-                      trained=loaded.trained and not loaded.partial, contrasts=[c for *_, c in items])
+        return panels(loaded.model, x, [t for _, _, t, _, _ in items], meta=loaded.meta,
+                      trained=loaded.trained and not loaded.partial, contrasts=[c for *_, c, _ in items],
+                      saliency=saliency)

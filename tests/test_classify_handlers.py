@@ -36,6 +36,12 @@ def test_classify_and_the_panel_rule(page, photo):
     np.testing.assert_allclose(np.load(npy), p.saliency, rtol=1e-5, atol=1e-7)
     assert H.in_panel("gradcam", "conv5") and not H.in_panel("gradcam", "conv3")
     assert not H.in_panel("integrated_gradients", "conv5")
+    # Grad-CAM's panel stops its backward at conv5: the same Grad-CAM, no saliency computed
+    cam = page.compute.panel(loaded, x, saliency=False)
+    assert cam.saliency is None and cam.target == p.target
+    np.testing.assert_allclose(cam.gradcam, p.gradcam, rtol=1e-4, atol=1e-6 * p.gradcam.max())
+    _, npy = H.explain_api(page, photo, "gradcam", "flowers")
+    np.testing.assert_allclose(np.load(npy), p.gradcam, rtol=1e-4, atol=1e-6 * p.gradcam.max())
 
 
 def test_an_upload_yields_the_panel_first_and_a_slow_method_second(page, photo):

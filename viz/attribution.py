@@ -199,7 +199,7 @@ class Panel:
     probs: torch.Tensor                  # (K,) softmax of logits
     top5: tuple[list[int], list[float]]  # (class indices, probabilities), best first; fewer if K < 5
     acts: dict[str, torch.Tensor]        # layer -> detached activation (1, C, h, w) or (1, F), on the model's device
-    saliency: np.ndarray                 # (H, W) float32 >= 0: |d logit / d x| max over channels
+    saliency: np.ndarray | None          # (H, W) float32 >= 0: |d logit / d x| max over channels; None: not asked for
     gradcam: np.ndarray                  # (H, W) float32 >= 0: ReLU(sum_c mean(grad_c) * conv5_c), upsampled
     target: int                          # the class both maps explain
     seconds: float
@@ -207,7 +207,7 @@ class Panel:
 
 
 def panel(model: nn.Module, x, target: int | None = None, *, meta: dict | None = None,
-          trained: bool | None = None, contrast: int | None = None) -> Panel:
+          trained: bool | None = None, contrast: int | None = None, saliency: bool = True) -> Panel:
     """The explain tab in one forward (recording every layer) and one backward of the target logit.
 
     The backward is `torch.autograd.grad` w.r.t. the input and conv5's activation together: the
@@ -215,22 +215,25 @@ def panel(model: nn.Module, x, target: int | None = None, *, meta: dict | None =
     reads or leaving `.grad` on the caller's parameters. The results equal Captum's Saliency
     (abs) and LayerGradCam (ReLU, bilinear upsampling) - tests/test_attribution.py checks that.
     """
-    return panels(model, as_batch(model, x, meta), [target], meta=meta, trained=trained, contrasts=[contrast])[0]
+    return panels(model, as_batch(model, x, meta), [target], meta=meta, trained=trained, contrasts=[contrast],
+                  saliency=saliency)[0]
 
 
 def panels(model: nn.Module, x: torch.Tensor, targets=None, *, meta: dict | None = None,
-           trained: bool | None = None, contrasts=None) -> list[Panel]:
+           trained: bool | None = None, contrasts=None, saliency: bool = True) -> list[Panel]:
     """`panel` for B normalised images (B, 3, H, W) at once: one forward and one backward for all.
 
     The backward differentiates the SUM of each image's own score; in eval mode nothing mixes
     images in a batch (LRN normalises across channels, dropout is off), so image i's gradients
     are exactly those of its own score, as if it had run alone. `targets` / `contrasts`: one
-    class (or None: the predicted one / no contrast) per image.
+    class (or None: the predicted one / no contrast) per image. `saliency=False`: Grad-CAM only, and the
+    backward stops at conv5 instead of going on through conv4..conv1 to the pixels (about half the cost:
+    147 against 281 ms for 8 images on 2 cores); the panels' saliency is None.
     """
     t0 = time.perf_counter()
     model.eval()  # dropout off: a map must not change between two clicks
     _, mean, std = _norm_meta(model, meta)
-    x = x.detach().float().to(_device(model)).requires_grad_(True)   # (B, 3, H, W)
+    x = x.detach().float().to(_device(model)).requires_grad_(saliency)   # (B, 3, H, W)
     n = x.shape[0]
     targets = list(targets) if targets is not None else [None] * n
     contrasts = list(contrasts) if contrasts is not None else [None] * n
@@ -243,10 +246,12 @@ def panels(model: nn.Module, x: torch.Tensor, targets=None, *, meta: dict | None
     with_c = [i for i, c in enumerate(contrasts) if c is not None]
     if with_c:
         score = score - logits[with_c, [int(contrasts[i]) for i in with_c]].sum()
-    g_x, g_c = torch.autograd.grad(score, (x, conv5))
-    saliency = _abs_max(g_x)                                       # (B, H, W): |grad| max over channels
-    gradcam = _relu_cam(_cam(g_c, conv5), tuple(x.shape[-2:]))     # (B, 1, h, w) -> (B, H, W)
-    saliency, gradcam = saliency.float().cpu().numpy(), gradcam.float().cpu().numpy()   # (B, H, W) each
+    if saliency:
+        g_x, g_c = torch.autograd.grad(score, (x, conv5))
+        sal = _abs_max(g_x).float().cpu().numpy()                  # (B, H, W): |grad| max over channels
+    else:
+        (g_c,), sal = torch.autograd.grad(score, (conv5,)), [None] * n
+    gradcam = _relu_cam(_cam(g_c, conv5), tuple(x.shape[-2:])).float().cpu().numpy()   # (B, 1, h, w) -> (B, H, W)
     seconds = time.perf_counter() - t0
     out = []
     for i in range(n):
@@ -255,6 +260,6 @@ def panels(model: nn.Module, x: torch.Tensor, targets=None, *, meta: dict | None
             logits=logits.detach()[i].clone(), probs=probs[i].clone(), top5=(top.tolist(), p.tolist()),
             # clones: a cached image's activations must not keep the whole batch's tensors alive
             acts={k: v.detach()[i:i + 1].clone() for k, v in acts.items()},
-            saliency=saliency[i], gradcam=gradcam[i], target=targets[i], seconds=seconds,
+            saliency=sal[i], gradcam=gradcam[i], target=targets[i], seconds=seconds,
             notice=UNTRAINED_NOTICE if trained is False else None))
     return out
