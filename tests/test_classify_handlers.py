@@ -44,6 +44,20 @@ def test_classify_and_the_panel_rule(page, photo):
     np.testing.assert_allclose(np.load(npy), p.gradcam, rtol=1e-4, atol=1e-6 * p.gradcam.max())
 
 
+def test_scratch_files_are_grouped_by_minute_and_old_minutes_go(page, tmp_path):
+    from dataclasses import replace
+    mine = replace(page, tmp=tmp_path)
+    t = 1_000_000 * 60.0
+    a, b = mine.scratch_file("a.png", now=t), mine.scratch_file("a.png", now=t + 30)
+    assert a != b and a.parent.parent == b.parent.parent == tmp_path / str(int(t // 60))   # fresh folders, one minute
+    a.write_bytes(b"x")
+    later = mine.scratch_file("c.npy", now=t + 5 * 60)          # within keep_s (10 min): the old file stays
+    assert a.exists() and sorted(p.name for p in tmp_path.iterdir()) == sorted({a.parent.parent.name,
+                                                                                  later.parent.parent.name})
+    mine.scratch_file("d.npy", now=t + 11 * 60)                  # past it: that minute's folder is removed
+    assert not a.exists() and not (tmp_path / str(int(t // 60))).exists() and later.parent.is_dir()
+
+
 def test_an_upload_yields_the_panel_first_and_a_slow_method_second(page, photo):
     frames = list(H.on_upload(page, photo, "flowers", "integrated_gradients", "conv5"))
     assert len(frames) == 2                                      # what is ready, then the slow map
