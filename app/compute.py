@@ -13,7 +13,11 @@ The rules, each in one place:
 - Which model: cheap work runs on the registry's model under its lock (Captum's Grad-CAM and Guided
   Backprop hook the model they run on: one pass at a time per model). Slow work and jobs run on the
   model's replica, a private copy made once (`_replica`), under the replica's own lock, so a 32-step
-  IG never holds the lock a one-pass saliency needs.
+  IG never holds the lock a one-pass saliency needs. The replica is its own tree of modules (its own
+  hooks and modes) over the SAME weight tensors (`shared_copy`): no second 244 MB copy of the paper
+  model per loaded model. That is safe because no pass here writes a weight, its requires_grad or its
+  .grad (every method differentiates with torch.autograd.grad; Zennit swaps a module's parameter
+  attribute, not the tensor), which tests/test_compute.py checks.
 - Which lane and how many at once: app.lanes (cheap workers, one thread per batcher, one slow worker).
   Jobs share the slow lane's single worker: at most one many-pass computation runs at any time.
 - Priority: every forward pass of the replica first waits while cheap work is in flight (at most
@@ -106,7 +110,7 @@ class Compute:
         with self._replica_lock:
             if loaded._replica is None:
                 with loaded.lock:                 # copied while no explanation's hooks are attached
-                    loaded._replica = replace(loaded, model=copy.deepcopy(loaded.model), lock=threading.RLock())
+                    loaded._replica = replace(loaded, model=shared_copy(loaded.model), lock=threading.RLock())
                 self.lanes.pausable(loaded._replica.model)
             return loaded._replica
 
@@ -141,6 +145,13 @@ class Compute:
 
     def shutdown(self, wait: bool = False) -> None:
         self.lanes.shutdown(wait=wait)
+
+
+def shared_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A new module tree over the same parameter and buffer tensors: hooks, modes and locks of its own,
+    no second copy of the weights (deepcopy's memo maps each tensor to itself)."""
+    memo = {id(t): t for t in (*model.parameters(), *model.buffers())}
+    return copy.deepcopy(model, memo)
 
 
 def _forward(items) -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:

@@ -35,6 +35,42 @@ def test_cheap_work_runs_on_the_shared_model_and_slow_work_on_one_replica():
         compute.shutdown()
 
 
+def test_the_replica_shares_the_weights_and_no_pass_writes_them():
+    """The replica is a module tree of its own over the model's own tensors (no second copy of the weights),
+    which is safe only while no pass writes a weight, its requires_grad or its .grad: every method, the panel,
+    concepts, an attack and feature visualisation are run on the replica here and the model checked after."""
+    from viz import adversarial, concepts, feature_vis
+    from viz.attribution import explain, panels
+    from viz.methods import METHODS
+    compute, loaded = Compute(registry=None), loaded_tiny()
+    model, m = loaded.model, loaded.meta
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    try:
+        replica = compute.slow(loaded, lambda r: r)
+        assert all(a is b for a, b in zip(replica.parameters(), model.parameters()))          # the same tensors
+        assert not any(a is b for a, b in zip(replica.modules(), model.modules()))             # its own modules
+        hits = []
+        handle = replica.features[0].register_forward_hook(lambda *a: hits.append(1))
+        with torch.no_grad():
+            model(torch.randn(1, 3, 227, 227))
+        handle.remove()
+        assert hits == []                                  # a hook on the replica never fires for the model's passes
+        x = torch.randn(1, 3, 227, 227)
+        x01 = torch.rand(1, 3, 227, 227)
+        for name in METHODS:
+            compute.slow(loaded, explain, x, 0, name, meta=m)
+        compute.slow(loaded, lambda r: panels(r, x, [None], meta=m, saliency=True))
+        compute.slow(loaded, concepts.channel_shares, x, 0)
+        compute.slow(loaded, adversarial.attack, x01, m["mean"], m["std"], 2, method="pgd", steps=2,
+                     generator=torch.Generator().manual_seed(0))
+        compute.slow(loaded, feature_vis.maximise, "conv2", 3, steps=2, size=80)
+        for k, v in model.state_dict().items():
+            assert torch.equal(v, before[k]), k
+        assert all(p.requires_grad and p.grad is None for p in model.parameters())
+    finally:
+        compute.shutdown()
+
+
 def test_a_slow_pass_waits_while_cheap_work_is_in_flight():
     compute, loaded = Compute(registry=None, max_wait_s=5.0), loaded_tiny()
     x = torch.randn(1, 3, 227, 227)
