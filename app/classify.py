@@ -106,7 +106,7 @@ def draw(page: Page, loaded, x, method_name, t, c, layer_v, p=None):
     m = loaded.meta
     at_conv5 = layer_v == CAM_LAYER
     if p is None and at_conv5:
-        p = page.compute.panel(loaded, x, t, c, saliency=wants_saliency(method_name))
+        p = page.compute.panel(loaded, x, t, c, saliency=wants_saliency(method_name), acts=False)
     if p is not None:
         t = p.target
     cam = overlay_image(x, p.gradcam, m["mean"], m["std"]) if at_conv5 else None
@@ -183,11 +183,13 @@ def explain_api(page: Page, image, method, model, target="", layer="conv5"):
     check_method(method)
     if layer not in CONV_LAYERS:
         raise OptionError(f"layer must be one of {', '.join(CONV_LAYERS)}, not {layer!r}")
+    page.compute.admits(method)                                # a refusal before the photo is decoded
     loaded = page.registry.get(model)
     t = class_index(loaded.meta["classes"], target)
     m = loaded.meta
     x, _ = loaded.prepare(image)
-    p = page.compute.panel(loaded, x, t, saliency=wants_saliency(method)) if in_panel(method, layer) else None
+    p = (page.compute.panel(loaded, x, t, saliency=wants_saliency(method), acts=False)
+         if in_panel(method, layer) else None)
     heat = panel_map(p, method, layer)
     if p is not None:                                          # both maps of one batched panel
         target_v, picture = p.target, overlay_image(x, heat, m["mean"], m["std"])

@@ -1,7 +1,7 @@
 """The one owner of model work in the app: every tab runs the network through the page's `Compute`.
 
     compute.forward(loaded, upload)            -> (logits, acts, x, img)   top-5 and every layer; batched, cached per photo
-    compute.panel(loaded, x, target, contrast, saliency) -> Panel          saliency + Grad-CAM at conv5; batched
+    compute.panel(loaded, x, target, contrast, saliency, acts) -> Panel    saliency + Grad-CAM at conv5; batched
     compute.cheap(loaded, fn, *args)           -> fn(model, *args)         one pass (a map at another layer, a weight view)
     compute.slow(loaded, fn, *args)            -> fn(copy, *args)          many passes: IG, occlusion, the grid, the checks
     compute.job(loaded, fn, *args)             -> fn(copy, *args)          long jobs: a dataset pass, feature visualisation,
@@ -61,10 +61,12 @@ class Compute:
         return self.registry.forward(loaded, upload, run=lambda who, x: self._forward(id(who), (who, x)))
 
     def panel(self, loaded, x: torch.Tensor, target: int | None = None, contrast: int | None = None,
-              saliency: bool = True) -> Panel:
+              saliency: bool = True, acts: bool = True) -> Panel:
         """viz.attribution.panel of one normalised image for `target` (None: its top-1), minus `contrast`.
-        `saliency=False`: Grad-CAM alone, at about half the cost; such requests are batched apart."""
-        return self._panels((id(loaded), saliency), (loaded, x, target, contrast, saliency))
+        `saliency=False`: Grad-CAM alone, at about half the cost; `acts=False`: no layer activations kept
+        (a caller showing only the maps). Requests of one kind are batched together."""
+        kind = (saliency, acts)
+        return self._panels((id(loaded), kind), (loaded, x, target, contrast, kind))
 
     # -------------------------------------------------------------- one call each
     def cheap(self, loaded, fn, /, *args, **kwargs):
@@ -94,6 +96,12 @@ class Compute:
             with who.lock:
                 return fn(model, who.model, *args, **kwargs)
         return self.job(loaded, both)
+
+    def admits(self, name: str) -> None:
+        """Raise app.lanes.Busy now if attribution method `name` would be refused: a caller checks before
+        decoding the photo, so a refusal costs the server next to nothing."""
+        if lane_of(name) != CHEAP:
+            self.lanes.admits()
 
     def method(self, loaded, name: str, fn, /, *args, **kwargs):
         """fn(model, *args) in the lane of attribution method `name` (its record's cost, viz.methods)."""
@@ -164,9 +172,9 @@ def _forward(items) -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
 
 
 def _panels(items) -> list[Panel]:
-    loaded, saliency = items[0][0], items[0][-1]                # one key: one model, one kind of panel
+    loaded, (saliency, acts) = items[0][0], items[0][-1]        # one key: one model, one kind of panel
     x = torch.cat([x for _, x, *_ in items])                    # B x (1, 3, S, S) -> (B, 3, S, S)
     with loaded.lock:
         return panels(loaded.model, x, [t for _, _, t, _, _ in items], meta=loaded.meta,
                       trained=loaded.trained and not loaded.partial, contrasts=[c for *_, c, _ in items],
-                      saliency=saliency)
+                      saliency=saliency, keep_acts=acts)

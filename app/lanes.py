@@ -121,6 +121,12 @@ class Lanes:
         except RuntimeError as e:                 # "cannot schedule new futures after shutdown": a race with it
             raise ShuttingDown() from e
 
+    def admits(self) -> None:
+        """Raise Busy if a visitor's slow work would be refused now (run() checks again when it is handed over)."""
+        with self._idle:
+            if self._slow >= self.max_slow:
+                raise Busy(self._slow)
+
     def run(self, lane: str, fn, /, *args, admit: bool = True, **kwargs):
         """fn(*args) in `lane`. Slow work beyond `max_slow` in flight is refused (Busy) unless `admit` is False:
         the app's own jobs (the views after a training run) queue whatever visitors have asked for."""

@@ -109,7 +109,7 @@ def view(page: Page, i: int, image_path, key, lang) -> tuple[str, str, Image.Ima
         picture = figure_to_image(barh([classes[j] for j in idx.tolist()][::-1], vals.tolist()[::-1],
                                        title="fc8 -> softmax", width=6.0))
     elif step.id == "gradcam":
-        panel = page.compute.panel(loaded, x)
+        panel = page.compute.panel(loaded, x, saliency=False, acts=False)
         picture = overlay(img, panel.gradcam)
     elif step.id == "map":
         m = load_map(SHIPPED_MAP) if loaded.key == FLOWERS else None      # drawn at once for the shipped model;

@@ -37,11 +37,27 @@ def test_classify_and_the_panel_rule(page, photo):
     assert H.in_panel("gradcam", "conv5") and not H.in_panel("gradcam", "conv3")
     assert not H.in_panel("integrated_gradients", "conv5")
     # Grad-CAM's panel stops its backward at conv5: the same Grad-CAM, no saliency computed
-    cam = page.compute.panel(loaded, x, saliency=False)
-    assert cam.saliency is None and cam.target == p.target
+    cam = page.compute.panel(loaded, x, saliency=False, acts=False)
+    assert cam.saliency is None and cam.acts is None and cam.target == p.target and "conv5" in p.acts
     np.testing.assert_allclose(cam.gradcam, p.gradcam, rtol=1e-4, atol=1e-6 * p.gradcam.max())
     _, npy = H.explain_api(page, photo, "gradcam", "flowers")
     np.testing.assert_allclose(np.load(npy), p.gradcam, rtol=1e-4, atol=1e-6 * p.gradcam.max())
+
+
+def test_a_slow_map_is_refused_before_the_photo_is_decoded(page, tmp_path):
+    from alexnet.errors import UserError
+    from app.lanes import Busy
+    bad = tmp_path / "not-a-photo.jpg"
+    bad.write_bytes(b"this is not a JPEG")
+    limit, page.compute.lanes.max_slow = page.compute.lanes.max_slow, 0      # as if eight slow maps waited
+    try:
+        with pytest.raises(Busy):                    # the refusal comes first: the bytes were never decoded
+            H.explain_api(page, str(bad), "integrated_gradients", "flowers")
+        with pytest.raises(UserError) as e:          # a one-pass map is never refused: the photo is read
+            H.explain_api(page, str(bad), "saliency", "flowers")
+        assert not isinstance(e.value, Busy)
+    finally:
+        page.compute.lanes.max_slow = limit
 
 
 def test_scratch_files_are_grouped_by_minute_and_old_minutes_go(page, tmp_path):
