@@ -124,16 +124,20 @@ class Lanes:
     def admits(self) -> None:
         """Raise Busy if a visitor's slow work would be refused now (run() checks again when it is handed over)."""
         with self._idle:
-            if self._slow >= self.max_slow:
-                raise Busy(self._slow)
+            self._refuse_if_full()
+
+    def _refuse_if_full(self) -> None:
+        """The admission rule, under self._idle: at most `max_slow` slow calls in flight."""
+        if self._slow >= self.max_slow:
+            raise Busy(self._slow)
 
     def run(self, lane: str, fn, /, *args, admit: bool = True, **kwargs):
         """fn(*args) in `lane`. Slow work beyond `max_slow` in flight is refused (Busy) unless `admit` is False:
         the app's own jobs (the views after a training run) queue whatever visitors have asked for."""
         if lane != CHEAP:
             with self._idle:
-                if admit and self._slow >= self.max_slow:
-                    raise Busy(self._slow)
+                if admit:
+                    self._refuse_if_full()
                 self._slow += 1
             try:
                 return self.submit(lane, self._slow_job, fn, *args, **kwargs).result()
