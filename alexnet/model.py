@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from alexnet.errors import OptionError
+from alexnet.gradients import StridedConv2d, by_hand, lrn
 
 # The one list of named layers, in forward order. Everything else reads it.
 LAYERS = ("conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5", "fc6", "fc7", "fc8")
@@ -118,6 +119,8 @@ class LocalResponseNorm(nn.LocalResponseNorm):
         c = torch.arange(x.shape[1], device=x.device)
         offset = c[None, :] - c[:, None]                               # (C, C): j - c
         band = ((offset >= -(self.size // 2)) & (offset <= (self.size - 1) // 2)).to(x.dtype) * (self.alpha / self.size)
+        if torch.is_grad_enabled() and by_hand(x):
+            return lrn(x, band, self.k, self.beta)                     # its backward written out (alexnet.gradients)
         squares = x * x
         window = nn.functional.conv2d(squares, band[:, :, None, None])  # (B, C, H, W): alpha/n * sum of squares
         if self.beta == 0.75 and not torch.is_grad_enabled():
@@ -170,7 +173,8 @@ class AlexNet(nn.Module):
             out = max(1, round(out * spec.width))
             g = spec.groups if grouped else 1
             self._params[name] = ("features", len(feats))
-            feats.append(nn.Conv2d(in_ch, out, k, stride=s, padding=p, groups=g))
+            conv = StridedConv2d if s > 1 else nn.Conv2d   # conv1: its input gradient by phases (alexnet.gradients)
+            feats.append(conv(in_ch, out, k, stride=s, padding=p, groups=g))
             feats.append(act())
             self._taps[name] = ("features", len(feats) - 1)
             if name in ("conv1", "conv2") and spec.lrn:
