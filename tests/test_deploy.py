@@ -37,6 +37,26 @@ def test_help_answers_before_gradio_and_torch_are_imported():
     assert took < 2.0, f"--help took {took:.1f} s"
 
 
+def omp_spin_count(env: dict) -> str:
+    """GOMP_SPINCOUNT as the server's torch sees it: app.main imported, then torch (libgomp prints its settings
+    when it starts, with OMP_DISPLAY_ENV=VERBOSE)."""
+    code = "import sys, app.main; assert 'torch' not in sys.modules; import torch; torch.ones(2, 2).sum()"
+    err = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env=dict(env, OMP_DISPLAY_ENV="VERBOSE")).stderr
+    found = [line.split("=")[1].strip().strip("'") for line in err.splitlines() if "GOMP_SPINCOUNT" in line]
+    if not found:
+        pytest.skip("this torch does not use GNU OpenMP (libgomp)")
+    return found[0]
+
+
+def test_the_servers_torch_threads_sleep_instead_of_spinning():
+    """app.main sets OpenMP's passive wait before torch loads (a helper spinning for 300,000 turns takes a core
+    the event loop needs); a policy given by whoever starts the server wins."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))}
+    assert omp_spin_count(env) == "0"
+    assert int(omp_spin_count(dict(env, OMP_WAIT_POLICY="ACTIVE"))) > 300_000
+
+
 def test_gradio_server_name_is_where_it_serves(tmp_path):
     port = free_port()
     env = dict(os.environ, ALEXNET_CACHE=str(tmp_path / "cache"), GRADIO_ANALYTICS_ENABLED="False",
