@@ -14,11 +14,9 @@ that a change in the machine's speed hits both alike.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +24,7 @@ import torch.nn.functional as F
 import alexnet.gradients as gradients
 import alexnet.model as model_module
 from alexnet.compact import SHIPPED, load_compact
-from gil_switch import median_ms      # warm-up call, then the median of `repeats` (benchmarks/gil_switch.py)
+from bench_io import emit, median_ms
 from viz.attribution import panels
 
 
@@ -101,10 +99,7 @@ def main(argv=None) -> dict:
                torch=torch.__version__, machine=platform.machine(),
                load_average_before=[round(v, 2) for v in os.getloadavg()],
                layers=layers(args.repeats), panels_of_8=whole_panels(args.repeats))
-    print(json.dumps(out), flush=True)
-    if args.out:
-        Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
-    return out
+    return emit(out, args.out)
 
 
 if __name__ == "__main__":

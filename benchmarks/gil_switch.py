@@ -12,30 +12,18 @@ pass does not depend on what the photo shows), torch's default thread count, not
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
 import threading
-import time
-from pathlib import Path
 
 import torch
 
 from alexnet.compact import SHIPPED, load_compact
+from bench_io import emit, median_ms
 from viz.attribution import panels
 
 INTERVALS = (0.005, 0.001, 0.0005, 0.0002)
-
-
-def median_ms(fn, repeats: int) -> float:
-    fn()                                            # warm-up: oneDNN picks its kernels on the first pass
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return round(sorted(times)[len(times) // 2] * 1e3, 1)
 
 
 def main(argv=None) -> dict:
@@ -76,10 +64,7 @@ def main(argv=None) -> dict:
         stop.set()
         spinner.join()
         sys.setswitchinterval(default)
-    print(json.dumps(out), flush=True)
-    if args.out:
-        Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
-    return out
+    return emit(out, args.out)
 
 
 if __name__ == "__main__":

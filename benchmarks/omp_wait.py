@@ -12,7 +12,8 @@ policy once, when torch loads, so each policy is measured in a child process of 
 
 Per policy, wall and CPU milliseconds per batch of viz.attribution.panels on the shipped model (random
 photos: the cost does not depend on what they show): alone; beside a thread of the same process running
-Python (the server's case, at the server's GIL switch interval; wall time only); beside another process running Python (any other load).
+Python (the server's case, at the server's GIL switch interval; wall time only); beside another process
+running Python (any other load on the machine).
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
+
+from bench_io import emit
 
 POLICIES = ("default", "PASSIVE")
 SERVER_SWITCH_S = 0.0005       # the GIL switch interval the server runs with (app.main.server_threads)
@@ -102,10 +104,7 @@ def main(argv=None) -> dict:
         out["policies"][policy] = json.loads(run.stdout.strip().splitlines()[-1])
     import torch
     out["torch"] = torch.__version__
-    print(json.dumps(out), flush=True)
-    if args.out:
-        Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
-    return out
+    return emit(out, args.out)
 
 
 if __name__ == "__main__":
