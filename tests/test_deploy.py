@@ -59,15 +59,15 @@ def test_the_servers_torch_threads_sleep_instead_of_spinning():
 
 def test_the_servers_malloc_reuses_a_batchs_buffers():
     """app.main.bound_malloc: a 9 MB buffer (conv1's maps for 8 photos) freed and allocated again comes back
-    from malloc's arena, not as fresh pages the kernel must fault in one by one."""
+    from malloc's arena, not as fresh pages the kernel must fault in one by one (2,269 of them)."""
     code = ("import resource, torch\nfrom app.main import bound_malloc\nbound_malloc()\n"
             "def faults():\n    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
-            "for _ in range(3):\n    torch.ones(8, 96, 55, 55).sum()\nbefore = faults()\n"
-            "for _ in range(50):\n    torch.ones(8, 96, 55, 55).sum()\n"
-            "print('FAULTS', (faults() - before) / 50)")
+            "each = []\nfor _ in range(33):\n    before = faults()\n    torch.ones(8, 96, 55, 55).sum()\n"
+            "    each.append(faults() - before)\nprint('FAULTS', *each[3:])")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
-    per_buffer = float(out.split("FAULTS")[1])
-    assert per_buffer < 50, f"{per_buffer:.0f} page faults per 9 MB buffer (2,300 if each is mapped fresh)"
+    each = sorted(int(v) for v in out.split("FAULTS")[1].split())
+    # the median buffer: now and then one comes from a fresh mapping (once in ~50 here), not every time
+    assert each[len(each) // 2] < 50, f"page faults per 9 MB buffer: {each}"
 
 
 def test_gradio_server_name_is_where_it_serves(tmp_path):
